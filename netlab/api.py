@@ -1,0 +1,113 @@
+"""The library API that the CLI is a thin shell over: validate, diff, apply, destroy, show.
+
+Each function takes a loaded Topology. The kernel adapter (and with it pyroute2) is imported only by the
+functions that need the kernel, so `validate` starts fast and needs no root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import NotConverged, PrivilegeError
+from .model import Topology, desired, load
+from .plan import Plan, Step
+from .planner import plan as make_plan
+from .state import HOST, Namespace, State
+
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
+
+
+def require_privileges() -> None:
+    """Fail before touching anything when the capabilities that netlink writes and setns() need are
+    missing, and say which."""
+    try:
+        with open("/proc/self/status") as f:
+            caps = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    except (OSError, StopIteration):
+        return
+    missing = [name for bit, name in ((CAP_NET_ADMIN, "CAP_NET_ADMIN"), (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"))
+               if not caps >> bit & 1]
+    if missing:
+        raise PrivilegeError(
+            f"missing capability {' and '.join(missing)}: netlab needs CAP_NET_ADMIN to change links and "
+            "CAP_SYS_ADMIN to enter and create network namespaces; run it as root (e.g. with sudo). "
+            "'netlab validate' needs neither.")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What to read from the kernel for a topology: its namespaces, its root-namespace links, and
+    (always) everything that carries its mark."""
+
+    topology: str
+    namespaces: frozenset[str]
+    host_links: frozenset[str]
+
+    @classmethod
+    def of(cls, topo: Topology) -> "Scope":
+        host = topo.namespaces.get(HOST)
+        return cls(topo.name, frozenset(topo.namespaces) - {HOST},
+                   frozenset(host.interfaces) if host else frozenset())
+
+
+def _kernel():
+    from .kernel import Kernel
+
+    return Kernel()
+
+
+def _observe(kernel, scope: Scope) -> State:
+    return kernel.observe(scope.topology, set(scope.namespaces), set(scope.host_links))
+
+
+def validate(path: str) -> Topology:
+    return load(path)
+
+
+def diff(topo: Topology) -> Plan:
+    """What apply would do. Reads the kernel, never writes."""
+    require_privileges()
+    with _kernel() as kernel:
+        return make_plan(desired(topo), _observe(kernel, Scope.of(topo)), topo.name)
+
+
+def show(topo: Topology) -> State:
+    """The live state of what the topology concerns. Reads the kernel, never writes."""
+    require_privileges()
+    with _kernel() as kernel:
+        return _observe(kernel, Scope.of(topo))
+
+
+def apply(topo: Topology, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+          on_step: Callable[[int, Step], None] | None = None) -> Plan:
+    """Make the kernel match the topology; roll back on failure. Returns the plan that was applied."""
+    return _converge(topo.name, desired(topo), Scope.of(topo), lock_timeout, on_step)
+
+
+def destroy(topo: Topology | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+            on_step: Callable[[int, Step], None] | None = None) -> Plan:
+    """Remove every namespace and link that carries the topology's mark, and nothing else."""
+    name = topo if isinstance(topo, str) else topo.name
+    return _converge(name, State({HOST: Namespace(HOST)}), Scope(name, frozenset(), frozenset()),
+                     lock_timeout, on_step)
+
+
+def _converge(topology: str, want: State, scope: Scope, lock_timeout: float, on_step) -> Plan:
+    from . import applier
+    from .lock import Lock
+
+    require_privileges()
+    with Lock(lock_timeout), _kernel() as kernel:
+        before = _observe(kernel, scope)
+        plan = make_plan(want, before, topology)
+        if plan.empty:
+            return plan
+        applier.run(plan, kernel, before, lambda: _observe(kernel, scope), on_step)
+        left = make_plan(want, _observe(kernel, scope), topology)
+        if not left.empty:
+            raise NotConverged("every step succeeded, but the kernel still differs from the topology:\n"
+                               + left.render())
+        return plan

@@ -1,0 +1,161 @@
+"""The `netlab` command: a thin shell over netlab.api. Parses arguments, prints, maps errors to exit codes.
+
+Exit codes (never changed): 0 success (for `diff`: in sync); 1 error of any kind, usage errors included;
+2 `diff` only: the kernel differs from the topology.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from enum import Enum
+from typing import NoReturn
+
+import typer
+
+EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Declare Linux network namespaces, veth pairs, bridges and addresses in YAML; make the kernel match.",
+)
+
+
+class Output(str, Enum):
+    text = "text"
+    json = "json"
+
+
+FileArg = typer.Argument(..., help="The topology file (YAML).", metavar="TOPOLOGY")
+OutputOpt = typer.Option(Output.text, "--output", "-o", help="text, or json (with a format_version).")
+LockOpt = typer.Option(30.0, "--lock-timeout", help="Seconds to wait for another netlab run to finish.")
+
+
+def _emit(output: Output, text: str, data: dict) -> None:
+    if output is Output.json:
+        print(json.dumps({"format_version": 1, **data}, indent=2))
+    else:
+        print(text)
+
+
+def _fail(output: Output, exc) -> NoReturn:
+    if output is Output.json:
+        print(json.dumps({"format_version": 1, "error": exc.to_dict()}, indent=2))
+    else:
+        print(f"error: {exc.kind}: {exc}", file=sys.stderr)
+    raise typer.Exit(EXIT_ERROR)
+
+
+def _load(path: str, output: Output):
+    from .errors import NetlabError
+    from .model import load
+
+    try:
+        return load(path)
+    except NetlabError as exc:
+        _fail(output, exc)
+
+
+def _on_sigterm(signum, frame):
+    from .applier import Interrupted
+
+    raise Interrupted()
+
+
+@app.command()
+def validate(file: str = FileArg, output: Output = OutputOpt) -> None:
+    """Check a topology file. Needs no root and never touches the kernel."""
+    topo = _load(file, output)
+    n_links = sum(len(ns.interfaces) for ns in topo.namespaces.values())
+    _emit(output, f"{file}: valid topology '{topo.name}' ({len(topo.namespaces)} namespaces, {n_links} interfaces)",
+          {"command": "validate", "valid": True, "topology": topo.name})
+
+
+@app.command()
+def diff(file: str = FileArg, output: Output = OutputOpt) -> None:
+    """Show what apply would change. Exit 0 in sync, 2 drift, 1 error. Never writes."""
+    from . import api
+    from .errors import NetlabError
+
+    topo = _load(file, output)
+    try:
+        plan = api.diff(topo)
+    except NetlabError as exc:
+        _fail(output, exc)
+    global _drift
+    _emit(output, plan.render(), {"command": "diff", "plan": plan.to_dict()})
+    _drift = not plan.empty
+    raise typer.Exit(EXIT_OK if plan.empty else EXIT_DRIFT)
+
+
+@app.command()
+def apply(file: str = FileArg, output: Output = OutputOpt, lock_timeout: float = LockOpt) -> None:
+    """Make the kernel match the topology; on any failure, roll back."""
+    _change("apply", file, output, lock_timeout)
+
+
+@app.command()
+def destroy(file: str = FileArg, output: Output = OutputOpt, lock_timeout: float = LockOpt) -> None:
+    """Remove every namespace and link this topology made, and nothing else."""
+    _change("destroy", file, output, lock_timeout)
+
+
+def _change(command: str, file: str, output: Output, lock_timeout: float) -> None:
+    from . import api
+    from .errors import NetlabError
+
+    topo = _load(file, output)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        plan = getattr(api, command)(topo, lock_timeout=lock_timeout)
+    except NetlabError as exc:
+        _fail(output, exc)
+    if plan.empty:
+        text = ("No changes. The kernel matches topology '%s'." % topo.name if command == "apply"
+                else f"Nothing to destroy: no namespace or link carries the mark of topology '{topo.name}'.")
+    else:
+        s = plan.summary()
+        done = "Apply complete" if command == "apply" else "Destroy complete"
+        text = plan.render().rsplit("\n", 1)[0] + f"\n{done}: {s['add']} added, {s['change']} changed, " \
+                                                    f"{s['destroy']} destroyed."
+    _emit(output, text, {"command": command, "changed": not plan.empty, "plan": plan.to_dict()})
+
+
+@app.command()
+def show(file: str = FileArg, output: Output = OutputOpt) -> None:
+    """Print the live state of what the topology concerns. Never writes."""
+    from . import api
+    from .errors import NetlabError
+
+    topo = _load(file, output)
+    try:
+        state = api.show(topo)
+    except NetlabError as exc:
+        _fail(output, exc)
+    data = state.to_dict()
+    lines = []
+    for ns, body in data.items():
+        lines.append(f"{ns}" + (f"  (owner: {body['owner']})" if body.get("owner") else ""))
+        for name, link in body["links"].items():
+            attrs = ", ".join(f"{k}: {v}" for k, v in link.items())
+            lines.append(f"  {name}: {attrs}")
+    _emit(output, "\n".join(lines), {"command": "show", "state": data})
+
+
+_drift = False
+
+
+def main() -> NoReturn:
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else EXIT_ERROR if exc.code else EXIT_OK
+        # The parser exits 2 on a usage error; 2 is reserved for drift, so a usage error exits 1.
+        sys.exit(EXIT_ERROR if code == EXIT_DRIFT and not _drift else code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_OK)
