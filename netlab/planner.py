@@ -30,7 +30,8 @@ def plan(desired: State, live: State, topology: str) -> Plan:
     gone_ns = sorted(n for n, ns in live.namespaces.items()
                      if n != HOST and ns.owner == topology and n not in desired.namespaces)
     doomed = _doomed_links(desired, live, topology, set(gone_ns))
-    removed: set[Key] = set(doomed)
+    removed: set[Key] = set(doomed) | {live.link(*k).peer for k in doomed
+                                       if live.link(*k).kind == "veth" and live.link(*k).peer}
     for ns in gone_ns:
         removed |= {(ns, name) for name in live.namespaces[ns].links}
     after = without_links(live, removed)
@@ -174,11 +175,14 @@ def _doomed_links(desired: State, live: State, topology: str, gone_ns: set[str])
                 reason = _replace_reason(link, want)
                 if reason:
                     doomed[key] = reason
-    # Deleting one end of a veth deletes both.
+    # Deleting one end of a veth deletes both: the other end counts as deleted too, if it is in a namespace
+    # of ours (so that the delete step is issued from our side, never inside a foreign namespace).
     for key in list(doomed):
         link = live.link(*key)
         if link.kind == "veth" and link.peer and link.peer not in doomed and live.link(*link.peer):
-            doomed[link.peer] = doomed[key]
+            peer_ns = live.namespaces[link.peer[0]]
+            if peer_ns.name == HOST or peer_ns.owner == topology:
+                doomed[link.peer] = doomed[key]
     return doomed
 
 

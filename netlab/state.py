@@ -96,6 +96,20 @@ class State:
         }
 
 
+def state_from_dict(data: dict) -> State:
+    """The inverse of State.to_dict(): for saved snapshots and golden test files."""
+    namespaces = {}
+    for ns, body in data.items():
+        links = {}
+        for name, d in (body.get("links") or {}).items():
+            peer = tuple(d["peer"].split("/", 1)) if d.get("peer") else None
+            addresses = None if d["kind"] == "loopback" and "addresses" not in d else frozenset(d.get("addresses", ()))
+            links[name] = Link(name, d["kind"], peer, d.get("master"), addresses, d.get("up", True),
+                                d.get("mtu"), d.get("mac"), d.get("owner"))
+        namespaces[ns] = Namespace(ns, body.get("owner"), links)
+    return State(namespaces)
+
+
 def sorted_addresses(addresses) -> list[str]:
     """Addresses in a stable order: IPv4 before IPv6, then numerically."""
     import ipaddress

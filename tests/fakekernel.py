@@ -1,0 +1,123 @@
+"""An in-memory kernel for applier tests: it executes plan steps on a State with the kernel's semantics
+that matter to rollback (a veth pair dies whole, a namespace takes its links with it, a deleted bridge
+frees its ports), and fails on request at call k. Kernel-level behaviour is tested against the real
+kernel in test_kernel_*.py; this fake exists to run every k of large plans in milliseconds."""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import replace
+
+from netlab.errors import KernelError
+from netlab.plan import Step
+from netlab.state import HOST, LOOPBACK, Link, Namespace, State
+
+
+class FakeKernel:
+    def __init__(self, state: State, fail_at: set[int] = frozenset(), errno_: int = errno.EBUSY):
+        self.ns = {n: dict(ns.links) for n, ns in state.namespaces.items()}
+        self.owner = {n: ns.owner for n, ns in state.namespaces.items()}
+        self.fail_at = set(fail_at)
+        self.errno = errno_
+        self.calls = 0
+        self.executed: list[Step] = []
+
+    def observe(self) -> State:
+        return State({n: Namespace(n, self.owner[n], dict(links)) for n, links in self.ns.items()})
+
+    def execute(self, step: Step, topology: str) -> None:
+        self.calls += 1
+        if self.calls in self.fail_at:
+            raise KernelError(f"injected failure at call {self.calls}", self.errno)
+        getattr(self, step.action)(step, topology)
+        self.executed.append(step)
+
+    def _links(self, ns: str) -> dict:
+        if ns not in self.ns:
+            raise KernelError(f"no namespace {ns}", errno.ENOENT)
+        return self.ns[ns]
+
+    def _get(self, ns: str, name: str) -> Link:
+        link = self._links(ns).get(name)
+        if link is None:
+            raise KernelError(f"no link {ns}/{name}", errno.ENODEV)
+        return link
+
+    def _put(self, ns: str, link: Link) -> None:
+        self.ns[ns][link.name] = link
+
+    def create_netns(self, step, topology):
+        if step.namespace in self.ns:
+            raise KernelError("exists", errno.EEXIST)
+        self.ns[step.namespace] = {LOOPBACK: Link(LOOPBACK, "loopback", addresses=None, up=False,
+                                                  owner=topology)}
+        self.owner[step.namespace] = topology
+
+    def delete_netns(self, step, topology):
+        links = self.ns.pop(step.namespace, {})
+        self.owner.pop(step.namespace, None)
+        for link in links.values():
+            if link.kind == "veth" and link.peer and link.peer[0] in self.ns:
+                self.ns[link.peer[0]].pop(link.peer[1], None)
+
+    def create_link(self, step, topology):
+        spec = step.value
+        links = self._links(step.namespace)
+        if step.name in links:
+            raise KernelError("exists", errno.EEXIST)
+        base = dict(kind=spec["kind"], addresses=frozenset(), up=False, owner=topology)
+        if spec["kind"] == "veth":
+            p = spec["peer"]
+            plinks = self._links(p["namespace"])
+            if p["name"] in plinks:
+                raise KernelError("exists", errno.EEXIST)
+            self._put(p["namespace"], Link(p["name"], peer=(step.namespace, step.name), mtu=p.get("mtu", 1500),
+                                           mac=p.get("mac", "02:00:00:00:00:02"), **base))
+            base["peer"] = (p["namespace"], p["name"])
+        self._put(step.namespace, Link(step.name, mtu=spec.get("mtu", 1500),
+                                       mac=spec.get("mac", "02:00:00:00:00:01"), **base))
+
+    def delete_link(self, step, topology):
+        link = self._links(step.namespace).pop(step.name, None)
+        if link is None:
+            return
+        if link.kind == "veth" and link.peer and link.peer[0] in self.ns:
+            self.ns[link.peer[0]].pop(link.peer[1], None)
+        if link.kind == "bridge":
+            for name, other in list(self.ns[step.namespace].items()):
+                if other.master == step.name:
+                    self.ns[step.namespace][name] = replace(other, master=None)
+
+    def set_master(self, step, topology):
+        if self._get(step.namespace, step.value).kind != "bridge":
+            raise KernelError("not a bridge", errno.EINVAL)
+        self._put(step.namespace, replace(self._get(step.namespace, step.name), master=step.value))
+
+    def clear_master(self, step, topology):
+        self._put(step.namespace, replace(self._get(step.namespace, step.name), master=None))
+
+    def set_up(self, step, topology):
+        self._put(step.namespace, replace(self._get(step.namespace, step.name), up=True))
+
+    def set_down(self, step, topology):
+        self._put(step.namespace, replace(self._get(step.namespace, step.name), up=False))
+
+    def set_mtu(self, step, topology):
+        self._put(step.namespace, replace(self._get(step.namespace, step.name), mtu=step.value))
+
+    def set_mac(self, step, topology):
+        self._put(step.namespace, replace(self._get(step.namespace, step.name), mac=step.value))
+
+    def add_address(self, step, topology):
+        link = self._get(step.namespace, step.name)
+        if step.value in link.addresses:
+            raise KernelError("exists", errno.EEXIST)
+        self._put(step.namespace, replace(link, addresses=link.addresses | {step.value}))
+
+    def delete_address(self, step, topology):
+        link = self._get(step.namespace, step.name)
+        self._put(step.namespace, replace(link, addresses=link.addresses - {step.value}))
+
+
+def host_only() -> State:
+    return State({HOST: Namespace(HOST)})

@@ -1,0 +1,90 @@
+"""The applier's rollback, at every step k of large plans, against an in-memory kernel (tests/fakekernel.py).
+The same is done against the real kernel in test_kernel_rollback.py."""
+
+import errno
+
+import pytest
+
+from netlab import applier
+from netlab.errors import RollbackIncomplete, RolledBack
+from netlab.model import desired, loads
+from netlab.planner import plan
+from netlab.state import differences
+
+from fakekernel import FakeKernel, host_only
+from scenarios import BIG, BIG_CHANGED
+
+TOPO = loads(BIG)
+CHANGED = loads(BIG_CHANGED)
+
+
+def applied(topo) -> FakeKernel:
+    fake = FakeKernel(host_only())
+    p = plan(desired(topo), fake.observe(), topo.name)
+    applier.run(p, fake, fake.observe(), fake.observe)
+    return fake
+
+
+def transitions():
+    """(name, starting fake state, desired State) for the three kinds of run: create, change, destroy."""
+    yield "create", host_only(), desired(TOPO)
+    yield "change", applied(TOPO).observe(), desired(CHANGED)
+    yield "destroy", applied(TOPO).observe(), host_only()
+
+
+@pytest.mark.parametrize("name,start,want", list(transitions()), ids=lambda x: x if isinstance(x, str) else "")
+def test_success_converges(name, start, want):
+    fake = FakeKernel(start)
+    p = plan(want, fake.observe(), "big")
+    assert len(p.steps) >= (10 if name == "destroy" else 20), p.render()
+    applier.run(p, fake, start, fake.observe)
+    assert plan(want, fake.observe(), "big").empty
+    assert len(fake.executed) == len(p.steps)
+
+
+@pytest.mark.parametrize("name,start,want", list(transitions()), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize("code", [errno.EEXIST, errno.ENODEV, errno.EBUSY, errno.EPERM, errno.EINVAL])
+def test_failure_at_every_step_rolls_back(name, start, want, code):
+    p = plan(want, FakeKernel(start).observe(), "big")
+    for k in range(1, len(p.steps) + 1):
+        fake = FakeKernel(start, fail_at={k}, errno_=code)
+        with pytest.raises(RolledBack) as info:
+            applier.run(p, fake, start, fake.observe)
+        assert differences(start, fake.observe()) == [], f"k={k}"
+        step = p.steps[k - 1]
+        assert f"step {k}/{len(p.steps)} failed" in str(info.value)
+        assert step.where in str(info.value)
+        assert info.value.cause.errno == code
+
+
+@pytest.mark.parametrize("name,start,want", list(transitions()), ids=lambda x: x if isinstance(x, str) else "")
+def test_interrupt_at_every_step_rolls_back(name, start, want):
+    p = plan(want, FakeKernel(start).observe(), "big")
+    for k in range(1, len(p.steps) + 1):
+        fake = FakeKernel(start)
+        real = fake.execute
+
+        def execute(step, topology, k=k, real=real, fake=fake):
+            real(step, topology)
+            if fake.calls == k:  # the signal arrives just after step k ran
+                raise KeyboardInterrupt
+
+        fake.execute = execute
+        with pytest.raises(RolledBack, match="interrupted"):
+            applier.run(p, fake, start, fake.observe)
+        assert differences(start, fake.observe()) == [], f"k={k}"
+
+
+@pytest.mark.parametrize("name,start,want", list(transitions()), ids=lambda x: x if isinstance(x, str) else "")
+def test_failed_rollback_is_reported_and_a_later_apply_converges(name, start, want):
+    p = plan(want, FakeKernel(start).observe(), "big")
+    for k in range(2, len(p.steps) + 1):
+        fake = FakeKernel(start, fail_at={k, k + 1})  # the step, then the first undo after it
+        with pytest.raises(RollbackIncomplete) as info:
+            applier.run(p, fake, start, fake.observe)
+        assert info.value.leftovers, f"k={k}"
+        assert "ROLLBACK INCOMPLETE" in str(info.value)
+        fake.fail_at = set()
+        again = plan(want, fake.observe(), "big")
+        applier.run(again, fake, fake.observe(), fake.observe)
+        assert plan(want, fake.observe(), "big").empty, f"k={k}"

@@ -1,0 +1,120 @@
+"""Bad input gets one clear error naming file, line, field and rule; good input loads. No root needed."""
+
+import glob
+
+import pytest
+
+from netlab.errors import ValidationError
+from netlab.model import desired, load, loads
+
+GOOD_HEAD = "name: t\nnamespaces:\n"
+
+BAD = [
+    # (case, text, expected line, expected substrings)
+    ("invalid yaml", "name: [a\n", 2, ["invalid YAML"]),
+    ("duplicate key", GOOD_HEAD + "  ns0: {}\n  ns0: {}\n", 4, ["namespaces.ns0", "duplicate key 'ns0'", "line 3"]),
+    ("unknown field", GOOD_HEAD + "  ns0:\n    interfaces:\n      br0: {kind: bridge, adresses: []}\n", 5,
+     ["unknown field 'adresses'", "did you mean 'addresses'"]),
+    ("unknown top field", "name: t\nnamespace: {}\n", 2, ["unknown field 'namespace'", "did you mean 'namespaces'"]),
+    ("wrong type", GOOD_HEAD + "  ns0:\n    interfaces:\n      br0: {kind: bridge, mtu: '1500'}\n", 5,
+     ["interfaces.br0.mtu", "integer"]),
+    ("wrong type list", GOOD_HEAD + "  ns0:\n    interfaces:\n      br0: {kind: bridge, addresses: 10.0.0.1/24}\n",
+     5, ["addresses", "list"]),
+    ("missing name", "namespaces: {}\n", 1, ["'name' is required"]),
+    ("unknown kind", GOOD_HEAD + "  ns0:\n    interfaces:\n      b: {kind: brige}\n", 5,
+     ["unknown kind 'brige'", "bridge, veth"]),
+    ("ifname too long", GOOD_HEAD + "  ns0:\n    interfaces:\n      abcdefghijklmnop: {kind: bridge}\n", 5,
+     ["at most 15 bytes"]),
+    ("ifname 15 multibyte", GOOD_HEAD + "  ns0:\n    interfaces:\n      ééééééééé: {kind: bridge}\n", 5,
+     ["at most 15 bytes", "has 18"]),
+    ("ifname slash", GOOD_HEAD + "  ns0:\n    interfaces:\n      a/b: {kind: bridge}\n", 5, ["'/'"]),
+    ("ifname colon", GOOD_HEAD + "  ns0:\n    interfaces:\n      a:b: {kind: bridge}\n", 5, ["':'"]),
+    ("ifname percent", GOOD_HEAD + "  ns0:\n    interfaces:\n      eth%d: {kind: bridge}\n", 5, ["'%'"]),
+    ("ifname space", GOOD_HEAD + "  ns0:\n    interfaces:\n      'a b': {kind: bridge}\n", 5, ["whitespace"]),
+    ("ifname dotdot", GOOD_HEAD + "  ns0:\n    interfaces:\n      '..': {kind: bridge}\n", 5, ["'..'"]),
+    ("ns slash", GOOD_HEAD + "  a/b: {}\n", 3, ["namespaces.a/b", "'/'"]),
+    ("ns dot", GOOD_HEAD + "  '.': {}\n", 3, ["must not be '.'"]),
+    ("ns dotdot", GOOD_HEAD + "  '..': {}\n", 3, ["must not be '..'"]),
+    ("ns digits", GOOD_HEAD + "  '123': {}\n", 3, ["only digits"]),
+    ("ns int key", GOOD_HEAD + "  123: {}\n", 3, ["must be a string"]),
+    ("peer missing ns", GOOD_HEAD + "  n0:\n    interfaces:\n      v0: {kind: veth, peer: n9/v1}\n", 5,
+     ["namespace 'n9' is not defined", "defined: n0"]),
+    ("peer missing if", GOOD_HEAD + "  n0:\n    interfaces:\n      v0: {kind: veth, peer: n1/v1}\n  n1: {}\n", 5,
+     ["interface 'v1' is not defined in namespace 'n1'"]),
+    ("peer format", GOOD_HEAD + "  n0:\n    interfaces:\n      v0: {kind: veth, peer: v1}\n", 5,
+     ["'namespace/interface'"]),
+    ("veth without peer", GOOD_HEAD + "  n0:\n    interfaces:\n      v0: {kind: veth}\n", 5, ["needs a peer"]),
+    ("ends disagree", GOOD_HEAD + "  n0:\n    interfaces:\n      v0: {kind: veth, peer: n1/v1}\n"
+     "      v2: {kind: veth, peer: n1/v3}\n  n1:\n    interfaces:\n      v1: {kind: veth, peer: n0/v2}\n"
+     "      v3: {}\n", 5, ["disagree"]),
+    ("peer is bridge", GOOD_HEAD + "  n0:\n    interfaces:\n      v0: {kind: veth, peer: n0/b}\n"
+     "      b: {kind: bridge}\n", 5, ["is a bridge, not a veth"]),
+    ("kind missing", GOOD_HEAD + "  n0:\n    interfaces:\n      x: {addresses: [10.0.0.1/24]}\n", 5,
+     ["kind is required"]),
+    ("master not bridge", GOOD_HEAD + "  n0:\n    interfaces:\n      v0: {kind: veth, peer: n1/v1, master: v9}\n"
+     "  n1:\n    interfaces:\n      v1: {}\n", 5, ["master 'v9' is not defined", "same namespace"]),
+    ("master other ns", GOOD_HEAD + "  n0:\n    interfaces:\n      b: {kind: bridge}\n  n1:\n    interfaces:\n"
+     "      v1: {kind: veth, peer: n0/v0, master: b}\n  n0x: {}\n", 8, ["master 'b' is not defined in namespace 'n1'"]),
+    ("bad address", GOOD_HEAD + "  n0:\n    interfaces:\n      b: {kind: bridge, addresses: [300.1.1.1/24]}\n", 5,
+     ["not an IPv4 or IPv6 address"]),
+    ("no prefix", GOOD_HEAD + "  n0:\n    interfaces:\n      b: {kind: bridge, addresses: [10.0.0.1]}\n", 5,
+     ["needs a prefix length", "10.0.0.1/24"]),
+    ("duplicate address", GOOD_HEAD + "  n0:\n    interfaces:\n      b: {kind: bridge, addresses: [10.0.0.1/24]}\n"
+     "      c: {kind: bridge, addresses: [10.0.0.1/16]}\n", 6, ["10.0.0.1 is already assigned to b"]),
+    ("network address", GOOD_HEAD + "  n0:\n    interfaces:\n      b: {kind: bridge, addresses: [10.0.0.0/24]}\n", 5,
+     ["network address"]),
+    ("bad mac", GOOD_HEAD + "  n0:\n    interfaces:\n      b: {kind: bridge, mac: '01:00:00:00:00:01'}\n", 5,
+     ["multicast"]),
+    ("python tag", "name: !!python/object/apply:os.system [ls]\n", 1, ["tag"]),
+    ("alias", "name: &a t\nnamespaces: {x: *a}\n", 1, ["anchors and aliases"]),
+    ("not a mapping", "- a\n- b\n", 1, ["top level must be a mapping"]),
+    ("empty", "", None, ["empty"]),
+    ("lo declared", GOOD_HEAD + "  n0:\n    interfaces:\n      lo: {kind: bridge}\n", 5, ["lo is managed"]),
+    ("bad topology name", "name: 'a b'\n", 1, ["topology name"]),
+]
+
+
+@pytest.mark.parametrize("case,text,line,expected", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_one_clear_error(case, text, line, expected, tmp_path):
+    path = tmp_path / "topo.yaml"
+    path.write_text(text)
+    with pytest.raises(ValidationError) as info:
+        load(str(path))
+    message = str(info.value)
+    where = f"{path}:{line}" if line else f"{path}"
+    assert message.startswith(where) and message[len(where)] in " :", message
+    for part in expected:
+        assert part in message, message
+
+
+def test_every_problem_is_reported_at_once():
+    text = GOOD_HEAD + "  a/b: {}\n  '12': {}\n  n0:\n    interfaces:\n      b: {kind: brige}\n"
+    with pytest.raises(ValidationError) as info:
+        loads(text, "t.yaml")
+    assert len(info.value.problems) == 3
+
+
+def test_binary_junk_and_huge_files_are_rejected(tmp_path):
+    junk = tmp_path / "junk.yaml"
+    junk.write_bytes(b"name: \xff\xfe\x00\x01")
+    with pytest.raises(ValidationError, match="not UTF-8"):
+        load(str(junk))
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("name: t\n" + "#" * (2 << 20))
+    with pytest.raises(ValidationError, match="larger than"):
+        load(str(huge))
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob("topologies/*.yaml")))
+def test_shipped_topologies_are_valid(path):
+    topo = load(path)
+    assert desired(topo).namespaces
+
+
+def test_desired_state_of_the_seed():
+    state = desired(load("topologies/seed.yaml"))
+    assert state.link("ns1", "vth1").peer == ("ns0", "vth0")
+    assert state.link("ns0", "vth0").kind == "veth" and state.link("ns1", "vth1").kind == "veth"
+    assert state.link("ns0", "br0").addresses == {"10.0.0.1/24"}
+    assert state.link("ns0", "lo").up and state.namespaces["ns0"].owner == "seed"
+    assert state.namespaces["host"].owner is None and not state.namespaces["host"].links
