@@ -1,0 +1,133 @@
+"""Fixtures for tests against the real kernel.
+
+Every kernel test works under a prefix of its own (`lab.p`, e.g. 't3f9a'), used in every namespace,
+interface and topology name it creates, and its teardown removes whatever carries that prefix, even when
+the test failed. Kernel tests need root: without it they are skipped on a developer's machine and fail in
+CI (CI=true), where they must run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+ROOT = Path(__file__).parent.parent
+
+
+def _require_root():
+    if os.geteuid() == 0 and os.path.isdir("/proc/self/ns"):
+        return
+    if os.environ.get("CI"):
+        pytest.fail("kernel tests need root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and must run in CI", pytrace=False)
+    pytest.skip("kernel tests need root")
+
+
+def ip_json(*args: str):
+    out = subprocess.run(["ip", "-j", *args], check=True, capture_output=True, text=True).stdout
+    return json.loads(out) if out.strip() else []
+
+
+def netns_names() -> list[str]:
+    return [n["name"] for n in ip_json("netns", "list")]
+
+
+class Lab:
+    """A test's own corner of the kernel: names under a prefix, topologies written to tmp files."""
+
+    def __init__(self, tmp_path: Path):
+        self.p = "t" + secrets.token_hex(2)
+        self.tmp = tmp_path
+        self.topologies: set[str] = set()
+
+    def write(self, text: str, filename: str = "topo.yaml") -> str:
+        """Write a topology; '@' in the text stands for this test's prefix."""
+        path = self.tmp / filename
+        path.write_text(text.replace("@", self.p))
+        self.topologies.add(self.p)
+        return str(path)
+
+    def netlab(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, "-m", "netlab", *args], capture_output=True, text=True,
+                              cwd=ROOT, timeout=120)
+        if check is not None:
+            assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def run_in(self, ns: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, check=check,
+                              timeout=30)
+
+    def ping(self, ns: str, address: str) -> bool:
+        return self.run_in(ns, "ping", "-c", "1", "-W", "2", address, check=False).returncode == 0
+
+    def links(self, ns: str | None = None) -> dict[str, dict]:
+        """iproute2's own view: name -> {kind, master, up, addresses, mtu}."""
+        pre = ["-n", ns] if ns else []
+        result = {}
+        addrs = {a["ifname"]: a for a in ip_json(*pre, "addr", "show")}
+        for link in ip_json(*pre, "-d", "link", "show"):
+            name = link["ifname"]
+            result[name] = {
+                "kind": link.get("linkinfo", {}).get("info_kind", "loopback" if name == "lo" else "device"),
+                "master": link.get("master"),
+                "up": "UP" in link["flags"],
+                "mtu": link["mtu"],
+                "alias": link.get("ifalias"),
+                "addresses": sorted(f"{a['local']}/{a['prefixlen']}" for a in addrs.get(name, {}).get("addr_info", [])
+                                    if a.get("scope") != "link" and a["local"] not in ("127.0.0.1", "::1")),
+            }
+        return result
+
+    def peer(self, ns: str, name: str) -> tuple[str, str]:
+        """The other end of a veth, as iproute2 reports it: (namespace, name), by ifindex and nsid."""
+        link = ip_json("-n", ns, "link", "show", name)[0]
+        if "link_netnsid" not in link:
+            other = ns
+        else:
+            ids = {i["nsid"]: i.get("name") for i in ip_json("-n", ns, "netns", "list-id")}
+            other = ids[link["link_netnsid"]]
+        by_index = {l["ifindex"]: l for l in ip_json("-n", other, "link", "show")}
+        peer = by_index[link["link_index"]]
+        assert peer["link_index"] == link["ifindex"]
+        return other, peer["ifname"]
+
+    def snapshot(self) -> dict:
+        """Everything under this test's prefix, as iproute2 sees it: namespaces with their links, and links
+        in the root namespace."""
+        snap = {ns: self.links(ns) for ns in netns_names() if ns.startswith(self.p)}
+        snap["<host>"] = {n: l for n, l in self.links().items() if n.startswith(self.p)}
+        return snap
+
+    def cleanup(self) -> list[str]:
+        from netlab import api
+
+        left = []
+        for topo in self.topologies:
+            try:
+                api.destroy(topo)
+            except Exception as exc:  # keep cleaning; the test reports it
+                left.append(f"destroy {topo} failed: {exc}")
+        for ns in netns_names():
+            if ns.startswith(self.p):
+                left.append(f"namespace {ns}")
+                subprocess.run(["ip", "netns", "del", ns], check=False)
+        for name in self.links():
+            if name.startswith(self.p):
+                left.append(f"link {name}")
+                subprocess.run(["ip", "link", "del", name], check=False)
+        return left
+
+
+@pytest.fixture
+def lab(tmp_path):
+    _require_root()
+    lab = Lab(tmp_path)
+    yield lab
+    lab.cleanup()

@@ -1,0 +1,204 @@
+"""apply / diff / destroy against the real kernel, checked with iproute2 itself (never with netlab's own
+reader) and with real traffic between the test's own namespaces."""
+
+import json
+import subprocess
+
+from conftest import ip_json, netns_names
+
+# The tutorial's final topology, under the test's prefix '@'.
+SEED = """
+name: "@"
+namespaces:
+  "@n0":
+    interfaces:
+      br0:  {kind: bridge, addresses: [10.0.0.1/24]}
+      vth0: {kind: veth, peer: "@n1/vth1", master: br0}
+      vth2: {kind: veth, peer: "@n2/vth3", master: br0}
+  "@n1":
+    interfaces:
+      vth1: {addresses: [10.0.0.2/24]}
+  "@n2":
+    interfaces:
+      vth3: {addresses: [10.0.0.3/24]}
+"""
+
+
+def test_apply_builds_the_tutorial_topology(lab):
+    path = lab.write(SEED)
+    out = lab.netlab("apply", path, check=0).stdout
+    assert "Apply complete" in out
+    p = lab.p
+    assert {f"{p}n0", f"{p}n1", f"{p}n2"} <= set(netns_names())
+    n0, n1, n2 = lab.links(f"{p}n0"), lab.links(f"{p}n1"), lab.links(f"{p}n2")
+    assert set(n0) == {"lo", "br0", "vth0", "vth2"} and set(n1) == {"lo", "vth1"} and set(n2) == {"lo", "vth3"}
+    assert n0["br0"]["kind"] == "bridge" and n0["br0"]["addresses"] == ["10.0.0.1/24"]
+    assert n0["vth0"]["master"] == "br0" and n0["vth2"]["master"] == "br0"
+    assert n0["vth0"]["addresses"] == [] and n0["vth0"]["kind"] == "veth"
+    assert n1["vth1"]["addresses"] == ["10.0.0.2/24"] and n2["vth3"]["addresses"] == ["10.0.0.3/24"]
+    assert all(link["up"] for ns in (n0, n1, n2) for link in ns.values())
+    assert n0["br0"]["alias"] == f"netlab:{p}" and n0["lo"]["alias"] == f"netlab:{p}"
+    # veth ends really are each other's peers, in the right namespaces
+    assert lab.peer(f"{p}n1", "vth1") == (f"{p}n0", "vth0")
+    assert lab.peer(f"{p}n0", "vth2") == (f"{p}n2", "vth3")
+    for src, dst in [("n0", "10.0.0.2"), ("n0", "10.0.0.3"), ("n1", "10.0.0.1"), ("n1", "10.0.0.3"),
+                     ("n2", "10.0.0.1"), ("n2", "10.0.0.2")]:
+        assert lab.ping(f"{p}{src}", dst), f"{src} cannot reach {dst}"
+
+
+def test_second_apply_changes_nothing_and_diff_is_clean(lab):
+    path = lab.write(SEED)
+    lab.netlab("apply", path, check=0)
+    before = lab.snapshot()
+    out = lab.netlab("apply", path, check=0).stdout
+    assert "No changes" in out
+    assert lab.snapshot() == before
+    assert "No changes" in lab.netlab("diff", path, check=0).stdout
+    data = json.loads(lab.netlab("diff", path, "--output", "json", check=0).stdout)
+    assert data["plan"]["format_version"] == 1 and data["plan"]["in_sync"] is True
+
+
+def test_drift_is_shown_exits_2_and_apply_repairs_exactly_it(lab):
+    path = lab.write(SEED)
+    lab.netlab("apply", path, check=0)
+    p = lab.p
+    subprocess.run(["ip", "-n", f"{p}n1", "addr", "del", "10.0.0.2/24", "dev", "vth1"], check=True)
+    subprocess.run(["ip", "-n", f"{p}n0", "link", "set", "vth2", "down"], check=True)
+    subprocess.run(["ip", "-n", f"{p}n0", "link", "set", "vth0", "nomaster"], check=True)
+    out = lab.netlab("diff", path, check=2).stdout
+    assert "+   address 10.0.0.2/24 on " + f"{p}n1/vth1" in out
+    assert f"~   link {p}n0/vth2: down -> up" in out
+    assert f"~   link {p}n0/vth0: master none -> br0" in out
+    assert "Plan: 1 to add, 2 to change, 0 to destroy." in out
+    data = json.loads(lab.netlab("diff", path, "-o", "json", check=2).stdout)
+    assert data["plan"]["format_version"] == 1
+    assert {s["action"] for s in data["plan"]["steps"]} == {"add_address", "set_up", "set_master"}
+    out = lab.netlab("apply", path, check=0).stdout
+    assert "1 added, 2 changed, 0 destroyed" in out
+    lab.netlab("diff", path, check=0)
+    assert lab.ping(f"{p}n1", "10.0.0.3")
+
+
+def test_a_namespace_deleted_by_hand_is_recreated(lab):
+    path = lab.write(SEED)
+    lab.netlab("apply", path, check=0)
+    p = lab.p
+    subprocess.run(["ip", "netns", "del", f"{p}n2"], check=True)
+    out = lab.netlab("diff", path, check=2).stdout
+    assert f"+   namespace {p}n2" in out
+    lab.netlab("apply", path, check=0)
+    lab.netlab("diff", path, check=0)
+    assert lab.ping(f"{p}n2", "10.0.0.2")
+
+
+CHANGED = """
+name: "@"
+namespaces:
+  "@n0":
+    interfaces:
+      br0:  {kind: bridge, addresses: [10.0.0.1/24, "fd00::1/64"]}
+      vth0: {kind: veth, peer: "@n1/vth1", master: br0}
+      vth2: {kind: veth, peer: "@n3/vth3", master: br0}
+      br1:  {kind: bridge}
+  "@n1":
+    interfaces:
+      vth1: {addresses: [10.0.0.12/24, "fd00::2/64"], mtu: 1400}
+  "@n3":
+    interfaces:
+      vth3: {addresses: [10.0.0.3/24]}
+"""
+
+
+def test_changing_the_file_converges(lab):
+    path = lab.write(SEED)
+    lab.netlab("apply", path, check=0)
+    p = lab.p
+    path = lab.write(CHANGED)
+    out = lab.netlab("apply", path, check=0).stdout
+    assert f"-/+ link {p}n0/vth2" in out and f"-   namespace {p}n2" in out and f"+   namespace {p}n3" in out
+    assert f"{p}n2" not in netns_names() and f"{p}n3" in netns_names()
+    n0, n1 = lab.links(f"{p}n0"), lab.links(f"{p}n1")
+    assert n0["br1"]["kind"] == "bridge"
+    assert n0["br0"]["addresses"] == ["10.0.0.1/24", "fd00::1/64"]
+    assert n1["vth1"]["addresses"] == ["10.0.0.12/24", "fd00::2/64"] and n1["vth1"]["mtu"] == 1400
+    lab.netlab("diff", path, check=0)
+    assert lab.ping(f"{p}n3", "10.0.0.12")
+    assert lab.run_in(f"{p}n1", "ping", "-6", "-c", "1", "-W", "2", "fd00::1", check=False).returncode == 0
+    # and back again
+    path = lab.write(SEED)
+    lab.netlab("apply", path, check=0)
+    lab.netlab("diff", path, check=0)
+    assert f"{p}n3" not in netns_names()
+    assert lab.ping(f"{p}n2", "10.0.0.2")
+
+
+def test_destroy_removes_everything_it_made_and_nothing_else(lab):
+    p = lab.p
+    # canaries a user made by hand before netlab ran
+    subprocess.run(["ip", "netns", "add", f"{p}usr"], check=True)
+    subprocess.run(["ip", "link", "add", f"{p}ubr", "type", "bridge"], check=True)
+    subprocess.run(["ip", "link", "add", f"{p}uv0", "type", "veth", "peer", "name", f"{p}uv1"], check=True)
+    subprocess.run(["ip", "link", "set", f"{p}uv0", "master", f"{p}ubr"], check=True)
+    subprocess.run(["ip", "addr", "add", "198.51.100.1/24", "dev", f"{p}ubr"], check=True)
+    path = lab.write(SEED)
+    lab.netlab("apply", path, check=0)
+    canaries = {ns: lab.links(ns) for ns in [f"{p}usr"]}
+    host = lab.snapshot()["<host>"]
+    out = lab.netlab("destroy", path, check=0).stdout
+    assert "Destroy complete" in out
+    assert [ns for ns in netns_names() if ns.startswith(p)] == [f"{p}usr"]
+    assert lab.snapshot()["<host>"] == host
+    assert {ns: lab.links(ns) for ns in canaries} == canaries
+    assert "Nothing to destroy" in lab.netlab("destroy", path, check=0).stdout
+
+
+def test_destroy_leaves_unmarked_objects_with_the_topologys_names(lab):
+    p = lab.p
+    subprocess.run(["ip", "netns", "add", f"{p}n0"], check=True)  # never applied: a user's namespace
+    path = lab.write(SEED)
+    assert "Nothing to destroy" in lab.netlab("destroy", path, check=0).stdout
+    assert f"{p}n0" in netns_names()
+
+
+def test_a_wanted_name_that_exists_without_the_mark_stops_apply_before_any_change(lab):
+    p = lab.p
+    subprocess.run(["ip", "netns", "add", f"{p}n1"], check=True)
+    path = lab.write(SEED)
+    proc = lab.netlab("apply", path, check=1)
+    assert "CONFLICT" in proc.stderr and f"namespace {p}n1 exists and was not made by netlab" in proc.stderr
+    assert [ns for ns in netns_names() if ns.startswith(p)] == [f"{p}n1"]
+    assert lab.links(f"{p}n1").keys() == {"lo"}
+
+
+HOST_BRIDGE = """
+name: "@"
+namespaces:
+  host:
+    interfaces:
+      "@br":  {kind: bridge, addresses: [10.1.0.1/24]}
+      "@h1":  {kind: veth, peer: "@c1/eth0", master: "@br"}
+      "@h2":  {kind: veth, peer: "@c2/eth0", master: "@br"}
+  "@c1":
+    interfaces:
+      eth0: {addresses: [10.1.0.11/24]}
+  "@c2":
+    interfaces:
+      eth0: {addresses: [10.1.0.12/24]}
+"""
+
+
+def test_host_bridge_and_a_users_port_on_it_survives_destroy(lab):
+    p = lab.p
+    path = lab.write(HOST_BRIDGE)
+    lab.netlab("apply", path, check=0)
+    assert lab.ping(f"{p}c1", "10.1.0.12") and lab.ping(f"{p}c2", "10.1.0.1")
+    subprocess.run(["ip", "link", "add", f"{p}u0", "type", "veth", "peer", "name", f"{p}u1"], check=True)
+    subprocess.run(["ip", "link", "set", f"{p}u0", "master", f"{p}br"], check=True)
+    lab.netlab("diff", path, check=0)  # a foreign port on our bridge is not drift
+    lab.netlab("apply", path, check=0)
+    assert lab.links()[f"{p}u0"]["master"] == f"{p}br"
+    lab.netlab("destroy", path, check=0)
+    host = lab.links()
+    assert f"{p}br" not in host and f"{p}h1" not in host and f"{p}h2" not in host
+    assert f"{p}u0" in host and f"{p}u1" in host  # the user's veth survives
+    assert not [ns for ns in netns_names() if ns.startswith(p)]
