@@ -268,6 +268,9 @@ class Kernel:
     def _create_netns(self, step: Step, alias: str) -> None:
         path = os.path.join(NETNS_DIR, step.namespace)
         _prepare_netns_dir()
+        if os.path.lexists(path) and self._fd(step.namespace) is None and os.path.isfile(path) \
+                and os.path.getsize(path) == 0:
+            os.unlink(path)  # the empty mount point of an interrupted `ip netns add`: not a namespace
         fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
         os.close(fd)
         mounted = False

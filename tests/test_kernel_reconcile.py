@@ -2,6 +2,8 @@
 reader) and with real traffic between the test's own namespaces."""
 
 import json
+import os
+import sys
 import subprocess
 
 from conftest import ip_json, netns_names
@@ -202,3 +204,46 @@ def test_host_bridge_and_a_users_port_on_it_survives_destroy(lab):
     assert f"{p}br" not in host and f"{p}h1" not in host and f"{p}h2" not in host
     assert f"{p}u0" in host and f"{p}u1" in host  # the user's veth survives
     assert not [ns for ns in netns_names() if ns.startswith(p)]
+
+
+def test_read_only_commands_create_nothing(lab):
+    path = lab.write(SEED)
+    before = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
+    lab.netlab("diff", path, check=2)
+    lab.netlab("show", path, check=0)
+    lab.netlab("validate", path, check=0)
+    after = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
+    assert after == before
+    assert lab.snapshot() == {"<host>": {}}
+
+
+def test_an_empty_leftover_mount_point_does_not_block_apply(lab):
+    os.makedirs("/run/netns", exist_ok=True)
+    open(f"/run/netns/{lab.p}n1", "w").close()  # what an interrupted `ip netns add` leaves
+    path = lab.write(SEED)
+    lab.netlab("apply", path, check=0)
+    assert lab.ping(f"{lab.p}n1", "10.0.0.3")
+
+
+def test_a_second_run_waits_for_the_lock_and_names_the_holder(lab, tmp_path):
+    import fcntl
+
+    from netlab.lock import LOCK_PATH
+
+    os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time\n"
+         f"fd = os.open({LOCK_PATH!r}, os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); os.ftruncate(fd, 0); os.pwrite(fd, f'{os.getpid()}\\n'.encode(), 0)\n"
+         "print('locked', flush=True); time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        path = lab.write(SEED)
+        proc = lab.netlab("apply", path, "--lock-timeout", "0.5", check=1)
+        assert "LOCKED" in proc.stderr and f"pid {holder.pid}" in proc.stderr
+        assert lab.snapshot() == {"<host>": {}}
+        lab.netlab("diff", path, check=2)  # diff never waits for the lock
+    finally:
+        holder.kill()
+        holder.wait()
+    lab.netlab("apply", path, "--lock-timeout", "5", check=0)  # the kernel released the dead holder's lock
