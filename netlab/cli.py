@@ -59,6 +59,18 @@ def _load(path: str, output: Output):
         _fail(output, exc)
 
 
+def _call(command: str, file: str, output: Output, **options):
+    """Load the file and run api.<command> on it; any netlab error becomes a message and exit 1."""
+    from . import api
+    from .errors import NetlabError
+
+    topo = _load(file, output)
+    try:
+        return topo, getattr(api, command)(topo, **options)
+    except NetlabError as exc:
+        _fail(output, exc)
+
+
 def _on_sigterm(signum, frame):
     from .applier import Interrupted
 
@@ -77,15 +89,8 @@ def validate(file: str = FileArg, output: Output = OutputOpt) -> None:
 @app.command()
 def diff(file: str = FileArg, output: Output = OutputOpt) -> None:
     """Show what apply would change. Exit 0 in sync, 2 drift, 1 error. Never writes."""
-    from . import api
-    from .errors import NetlabError
-
-    topo = _load(file, output)
-    try:
-        plan = api.diff(topo)
-    except NetlabError as exc:
-        _fail(output, exc)
     global _drift
+    _, plan = _call("diff", file, output)
     _emit(output, plan.render(), {"command": "diff", "plan": plan.to_dict()})
     _drift = not plan.empty
     raise typer.Exit(EXIT_OK if plan.empty else EXIT_DRIFT)
@@ -104,15 +109,8 @@ def destroy(file: str = FileArg, output: Output = OutputOpt, lock_timeout: float
 
 
 def _change(command: str, file: str, output: Output, lock_timeout: float) -> None:
-    from . import api
-    from .errors import NetlabError
-
-    topo = _load(file, output)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        plan = getattr(api, command)(topo, lock_timeout=lock_timeout)
-    except NetlabError as exc:
-        _fail(output, exc)
+    topo, plan = _call(command, file, output, lock_timeout=lock_timeout)
     if plan.empty:
         text = ("No changes. The kernel matches topology '%s'." % topo.name if command == "apply"
                 else f"Nothing to destroy: no namespace or link carries the mark of topology '{topo.name}'.")
@@ -127,14 +125,7 @@ def _change(command: str, file: str, output: Output, lock_timeout: float) -> Non
 @app.command()
 def show(file: str = FileArg, output: Output = OutputOpt) -> None:
     """Print the live state of what the topology concerns. Never writes."""
-    from . import api
-    from .errors import NetlabError
-
-    topo = _load(file, output)
-    try:
-        state = api.show(topo)
-    except NetlabError as exc:
-        _fail(output, exc)
+    _, state = _call("show", file, output)
     data = state.to_dict()
     lines = []
     for ns, body in data.items():
