@@ -42,7 +42,7 @@ def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State
                 cause = KernelError(why)
                 # The step may have run whole before the signal arrived: undo it too (undo is idempotent).
                 done.append(step)
-            _roll_back(plan, adapter, done, before, observe, why, cause)
+            _roll_back(plan, adapter, done, before, observe, why, cause)  # always raises
         done.append(step)
 
 

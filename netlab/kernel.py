@@ -224,7 +224,7 @@ class Kernel:
             up=info["up"],
             mtu=info["mtu"],
             mac=info["mac"] if info["kind"] != "loopback" else None,
-            owner=owner_from_alias(info["alias"]) if info["kind"] == "loopback" else owner,
+            owner=owner,
         )
 
     def _find_peer(self, ns: str, info: dict, raw: dict[str, _Raw], nsids: dict):
