@@ -30,8 +30,11 @@ def plan(desired: State, live: State, topology: str) -> Plan:
     gone_ns = sorted(n for n, ns in live.namespaces.items()
                      if n != HOST and ns.owner == topology and n not in desired.namespaces)
     doomed = _doomed_links(desired, live, topology, set(gone_ns))
-    removed: set[Key] = set(doomed) | {live.link(*k).peer for k in doomed
-                                       if live.link(*k).kind == "veth" and live.link(*k).peer}
+    removed: set[Key] = set(doomed)
+    for key in doomed:  # a veth dies whole, even the end in a namespace that is not ours
+        link = live.link(*key)
+        if link.kind == "veth" and link.peer:
+            removed.add(link.peer)
     for ns in gone_ns:
         removed |= {(ns, name) for name in live.namespaces[ns].links}
     after = without_links(live, removed)

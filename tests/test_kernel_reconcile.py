@@ -3,10 +3,10 @@ reader) and with real traffic between the test's own namespaces."""
 
 import json
 import os
-import sys
 import subprocess
+import sys
 
-from conftest import ip_json, netns_names
+from conftest import netns_names
 
 # The tutorial's final topology, under the test's prefix '@'.
 SEED = """
@@ -225,9 +225,7 @@ def test_an_empty_leftover_mount_point_does_not_block_apply(lab):
     assert lab.ping(f"{lab.p}n1", "10.0.0.3")
 
 
-def test_a_second_run_waits_for_the_lock_and_names_the_holder(lab, tmp_path):
-    import fcntl
-
+def test_a_second_run_waits_for_the_lock_and_names_the_holder(lab):
     from netlab.lock import LOCK_PATH
 
     os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)

@@ -51,7 +51,7 @@ CODES = [errno.EEXIST, errno.ENODEV, errno.EBUSY, errno.EPERM, errno.EINVAL]
 
 
 def test_failure_at_every_step_of_a_create_rolls_back(lab, monkeypatch):
-    both = lab.write(SEED + "\n".join(HOST_BRIDGE.split("\n")[3:]).replace("  host:", "  host:"), "both.yaml")
+    both = lab.write(SEED + "\n".join(HOST_BRIDGE.split("\n")[3:]), "both.yaml")
     topo = load(both)
     run_every_k(lab, monkeypatch, topo, CODES)
     assert lab.snapshot() == {"<host>": {}}
