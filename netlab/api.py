@@ -7,11 +7,9 @@ functions that need the kernel, so `validate` starts fast and needs no root.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
 from .errors import NotConverged, PrivilegeError
 from .model import Topology, desired, load
-from .plan import Plan, Step
+from .plan import Plan
 from .planner import plan as make_plan
 from .state import HOST, Namespace, State
 
@@ -81,21 +79,19 @@ def show(topo: Topology) -> State:
         return _observe(kernel, Scope.of(topo))
 
 
-def apply(topo: Topology, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-          on_step: Callable[[int, Step], None] | None = None) -> Plan:
+def apply(topo: Topology, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Plan:
     """Make the kernel match the topology; roll back on failure. Returns the plan that was applied."""
-    return _converge(topo.name, desired(topo), Scope.of(topo), lock_timeout, on_step)
+    return _converge(topo.name, desired(topo), Scope.of(topo), lock_timeout)
 
 
-def destroy(topo: Topology | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-            on_step: Callable[[int, Step], None] | None = None) -> Plan:
+def destroy(topo: Topology | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Plan:
     """Remove every namespace and link that carries the topology's mark, and nothing else."""
     name = topo if isinstance(topo, str) else topo.name
     return _converge(name, State({HOST: Namespace(HOST)}), Scope(name, frozenset(), frozenset()),
-                     lock_timeout, on_step)
+                     lock_timeout)
 
 
-def _converge(topology: str, want: State, scope: Scope, lock_timeout: float, on_step) -> Plan:
+def _converge(topology: str, want: State, scope: Scope, lock_timeout: float) -> Plan:
     from . import applier
     from .lock import Lock
 
@@ -105,7 +101,7 @@ def _converge(topology: str, want: State, scope: Scope, lock_timeout: float, on_
         plan = make_plan(want, before, topology)
         if plan.empty:
             return plan
-        applier.run(plan, kernel, before, lambda: _observe(kernel, scope), on_step)
+        applier.run(plan, kernel, before, lambda: _observe(kernel, scope))
         left = make_plan(want, _observe(kernel, scope), topology)
         if not left.empty:
             raise NotConverged("every step succeeded, but the kernel still differs from the topology:\n"

@@ -2,13 +2,14 @@
 runs; on failure or interrupt it runs the undos in reverse and confirms, by reading the kernel again, that
 the state is what it was before. It does what the plan says and nothing else.
 
-An adapter is anything with `execute(step, topology)` that raises `KernelError` when a step fails without
-effect (`kernel.Kernel` in production; tests hand in one that fails at step k).
+An adapter is anything with `execute(steps, topology, results)` (see Adapter): `kernel.Kernel` in
+production, which sends steps in batches; tests hand in one that fails at step k. Rollback is judged by
+the kernel, not by the undo log: the kernel is read again and compared with the state before.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 from .errors import KernelError, RollbackIncomplete, RolledBack
 from .plan import Plan, Step
@@ -16,56 +17,65 @@ from .state import State, differences
 
 
 class Adapter(Protocol):
-    def execute(self, step: Step, topology: str) -> None: ...
+    def execute(self, steps: Sequence[Step], topology: str,
+                results: list[tuple[int, KernelError | None]]) -> None:
+        """Run `steps` in order, appending (position, None or the error) for each step that ran, as soon as
+        its result is known; stop after a failure (steps sent in the same batch may still have run, and
+        have their results). A failed step has changed nothing."""
 
 
 class Interrupted(BaseException):
-    """Raised by a signal handler (SIGTERM) so that an apply stops between or inside steps and rolls back."""
+    """Raised by a signal handler (SIGTERM) so that an apply stops between steps and rolls back."""
 
 
-def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State],
-        on_step: Callable[[int, Step], None] | None = None) -> None:
+def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State]) -> None:
     """Apply `plan`. `before` is the live state the plan was made from; `observe` re-reads the same scope.
     Raises RolledBack (the kernel is as before) or RollbackIncomplete (it is not; what is left is listed)."""
-    done: list[Step] = []
-    for index, step in enumerate(plan.steps, 1):
-        try:
-            if on_step:
-                on_step(index, step)
-            adapter.execute(step, plan.topology)
-        except (KernelError, KeyboardInterrupt, Interrupted) as exc:
-            if isinstance(exc, KernelError):
-                why = f"step {index}/{len(plan.steps)} failed: {step.action} {step.describe()}: {exc}"
-                cause = exc
-            else:
-                why = f"interrupted at step {index}/{len(plan.steps)} ({step.action} {step.where})"
-                cause = KernelError(why)
-                # The step may have run whole before the signal arrived: undo it too (undo is idempotent).
-                done.append(step)
-            _roll_back(plan, adapter, done, before, observe, why, cause)  # always raises
-        done.append(step)
+    results: list[tuple[int, KernelError | None]] = []
+    n = len(plan.steps)
+    try:
+        adapter.execute(plan.steps, plan.topology, results)
+    except (KeyboardInterrupt, Interrupted):
+        done = [plan.steps[i] for i, error in results if error is None]
+        why = f"interrupted at step {len(results) + 1}/{n}"
+        _roll_back(plan, adapter, done, before, observe, why, KernelError(why))  # always raises
+    done = [plan.steps[i] for i, error in results if error is None]
+    failures = [(i, error) for i, error in results if error is not None]
+    if failures:
+        i, error = failures[0]
+        step = plan.steps[i]
+        why = f"step {i + 1}/{n} failed: {step.action} {step.describe()}: {error}"
+        _roll_back(plan, adapter, done, before, observe, why, error)  # always raises
 
 
 def _roll_back(plan, adapter, done, before, observe, why, cause):
+    """Run the undos of `done` in reverse, past any that fail, then compare the kernel with `before`."""
+    undos = [(step, undo) for step in reversed(done) for undo in step.undo]
     failed_undos = []
-    for step in reversed(done):
-        for undo in step.undo:
-            try:
-                adapter.execute(undo, plan.topology)
-            except KernelError as exc:
-                failed_undos.append(f"could not undo '{step.describe()}': {undo.action} {undo.where}: {exc}")
-            except (KeyboardInterrupt, Interrupted):
-                failed_undos.append(f"rollback interrupted while undoing '{step.describe()}'")
-                break
+    start = 0
+    while start < len(undos):
+        results: list[tuple[int, KernelError | None]] = []
+        try:
+            adapter.execute([undo for _, undo in undos[start:]], plan.topology, results)
+        except (KeyboardInterrupt, Interrupted):
+            failed_undos.append("the rollback was interrupted")
+            break
+        for i, error in results:
+            if error is not None:
+                step, undo = undos[start + i]
+                failed_undos.append(f"could not undo '{step.describe()}': {undo.action} {undo.where}: {error}")
+        if not results:
+            break
+        start += max(i for i, _ in results) + 1
     try:
-        leftovers = failed_undos + differences(before, observe())
+        leftovers = differences(before, observe())
     except KernelError as exc:
-        leftovers = failed_undos + [f"could not read the kernel back: {exc}"]
+        leftovers = [f"could not read the kernel back: {exc}"]
     if leftovers:
         raise RollbackIncomplete(
             f"{why}\nROLLBACK INCOMPLETE: the kernel is not as it was before the apply. Left over:\n  "
-            + "\n  ".join(leftovers)
+            + "\n  ".join(failed_undos + leftovers)
             + "\n  fix: run 'netlab apply' again to converge, or 'netlab destroy' to remove the topology",
-            leftovers) from cause
+            failed_undos + leftovers) from cause
     raise RolledBack(f"{why}\nrolled back: {len(done)} step(s) undone; the kernel is as it was before the apply",
                      cause) from cause

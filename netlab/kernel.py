@@ -1,30 +1,34 @@
-"""The kernel adapter: the only module that imports pyroute2 or calls setns/unshare/mount.
+"""The kernel adapter: the only module that talks to the kernel (netlink, setns, unshare, mount).
 
-`Kernel.observe()` reads the live State of the namespaces a topology concerns; `Kernel.execute()` runs one
-plan step. Nothing above this module talks to the kernel, so tests can hand the applier a fake adapter.
+`Kernel.observe()` reads the live State of the namespaces a topology concerns; `Kernel.execute()` runs
+plan steps. Nothing above this module talks to the kernel, so tests can hand the applier a fake adapter.
 
-No process is forked, not even per namespace (pyroute2's `IPRoute(netns=...)` forks a helper each time):
-a netlink socket belongs to the network namespace its creator was in when it was opened, so the adapter
-`setns()`s its own thread into the namespace, opens the socket, and returns. New namespaces are made the
-same way with `unshare(CLONE_NEWNET)` and a bind mount under /run/netns, as `ip netns add` does.
+No process is forked, not even per namespace: a netlink socket belongs to the network namespace its
+creator was in when it was opened, so the adapter `setns()`s its own thread into the namespace, opens the
+socket, and returns. New namespaces are made the same way with `unshare(CLONE_NEWNET)` and a bind mount
+under /run/netns, as `ip netns add` does. Each namespace is opened once per run.
 
-Read-only means read-only: observing never creates a namespace or a file (pyroute2 opens namespaces with
-O_CREAT by default; this module never passes a name to pyroute2).
+Writes are batched: consecutive steps in the same namespace go to the kernel in one `sendmsg`, and each
+acknowledgement is matched to its step (netlink.py). SIGINT and SIGTERM are held while a batch or a
+namespace step runs, so an interrupt arrives between batches, with the result of every step known.
+
+Read-only means read-only: observing never creates a namespace or a file.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import errno
 import ipaddress
 import os
 import resource
+import secrets
+import signal
+import socket
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
+from . import netlink as nl
 from .errors import KernelError
 from .plan import Step
 from .state import HOST, LOOPBACK, Link, Namespace, State, mark, owner_from_alias
@@ -33,8 +37,10 @@ NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 MS_BIND, MS_REC, MS_SHARED = 4096, 16384, 1 << 20
 MNT_DETACH = 2
-IFF_UP, IFF_LOOPBACK = 0x1, 0x8
-IFA_F_NODAD, IFA_F_PERMANENT = 0x02, 0x80
+SIGNALS = {signal.SIGINT, signal.SIGTERM}
+# Errors that mean the step's goal already holds: deleting what is gone.
+_ALREADY_SO = {("delete_link", errno.ENODEV), ("delete_address", errno.EADDRNOTAVAIL),
+               ("delete_address", errno.ENODEV)}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -45,14 +51,42 @@ def _check(ret: int, what: str) -> None:
         raise KernelError(f"{what}: {os.strerror(code)} (errno {code})", code)
 
 
+def _error(code: int, what: str = "") -> KernelError:
+    return KernelError(f"{what}{': ' if what else ''}{os.strerror(code)} (errno {code})", code)
+
+
+@contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM for the duration: they are delivered (and raise) when it ends."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 @dataclass
 class _Raw:
-    """One namespace as dumped: links by index, their addresses, and its socket."""
+    """One namespace as dumped: links by index, with their addresses."""
 
-    ipr: IPRoute
-    fd: int
     links: dict[int, dict] = field(default_factory=dict)
-    by_name: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Op:
+    """One step as netlink requests. `cleanup` is sent if the first request succeeded and a later one
+    failed, so that a failed step leaves nothing behind."""
+
+    requests: list[nl.Request]
+    cleanup: nl.Request | None = None
+
+
+@dataclass
+class _Pending:
+    """Steps waiting to be sent to one namespace's socket: (position in the run, step, op)."""
+
+    namespace: str | None = None
+    items: list[tuple[int, Step, _Op]] = field(default_factory=list)
 
 
 class Kernel:
@@ -62,23 +96,22 @@ class Kernel:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < hard:  # two fds per namespace (the netns and a socket): lift the 1024 default
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        self._loop = asyncio.new_event_loop()
         self._home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self._fds: dict[str, int] = {HOST: self._home}
-        self._sockets: dict[str, IPRoute] = {}
+        self._sockets: dict[str, nl.Socket] = {}
+        self._nsids: dict[tuple[str, str], int | None] = {}
+        self._taken: dict[str, set[int]] = {}  # ifindexes seen (or chosen) per namespace
+        self._indexes: dict[tuple[str, str], int] = {}  # (namespace, name) -> ifindex of links made here
 
     def close(self) -> None:
-        for ipr in self._sockets.values():
-            ipr.close()
+        for sock in self._sockets.values():
+            sock.close()
         for ns, fd in self._fds.items():
             if ns != HOST:
                 os.close(fd)
         os.close(self._home)
         self._sockets.clear()
         self._fds.clear()
-        # pyroute2 leaves async generators behind on the shared loop; finish them so asyncio stays quiet.
-        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-        self._loop.close()
 
     def __enter__(self):
         return self
@@ -94,41 +127,41 @@ class Kernel:
             return self._fds[ns]
         try:
             fd = os.open(os.path.join(NETNS_DIR, ns), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        # An empty file left by an interrupted `ip netns add` is not a namespace: setns() refuses it.
+        # An empty file left by an interrupted `ip netns add` is not a namespace: setns() refuses it. The
+        # socket is opened while inside, so that each namespace is entered once.
         if _libc.setns(fd, CLONE_NEWNET) != 0:
             os.close(fd)
             return None
-        _check(_libc.setns(self._home, CLONE_NEWNET), "return to the root namespace")
+        try:
+            self._sockets[ns] = nl.Socket()
+        finally:
+            _check(_libc.setns(self._home, CLONE_NEWNET), "return to the root namespace")
         self._fds[ns] = fd
         return fd
 
-    def _ipr(self, ns: str) -> IPRoute:
-        ipr = self._sockets.get(ns)
-        if ipr is not None:
-            return ipr
-        fd = self._fd(ns)
-        if fd is None:
-            raise KernelError(f"namespace {ns} does not exist", errno.ENOENT)
+    def _sock(self, ns: str) -> nl.Socket:
+        sock = self._sockets.get(ns)
+        if sock is not None:
+            return sock
         if ns == HOST:
-            ipr = IPRoute(use_event_loop=self._loop)
-        else:
-            _check(_libc.setns(fd, CLONE_NEWNET), f"enter namespace {ns}")
-            try:
-                ipr = IPRoute(use_event_loop=self._loop)
-            finally:
-                _check(_libc.setns(self._home, CLONE_NEWNET), "return to the root namespace")
-        self._sockets[ns] = ipr
-        return ipr
+            sock = self._sockets[HOST] = nl.Socket()
+            return sock
+        if self._fd(ns) is None:
+            raise KernelError(f"namespace {ns} does not exist", errno.ENOENT)
+        return self._sockets[ns]
 
     def _forget(self, ns: str) -> None:
-        ipr = self._sockets.pop(ns, None)
-        if ipr is not None:
-            ipr.close()
+        sock = self._sockets.pop(ns, None)
+        if sock is not None:
+            sock.close()
         fd = self._fds.pop(ns, None)
         if fd is not None and ns != HOST:
             os.close(fd)
+        self._nsids = {k: v for k, v in self._nsids.items() if ns not in k}
+        self._indexes = {k: v for k, v in self._indexes.items() if k[0] != ns}
+        self._taken.pop(ns, None)
 
     def namespace_names(self) -> list[str]:
         try:
@@ -149,12 +182,12 @@ class Kernel:
         for ns in sorted(wanted):
             if self._fd(ns) is not None:
                 raw[ns] = self._dump(ns)
-        nsids: dict[tuple[str, str], int] = {}
+        peers = self._peers(raw)
         result = {}
         for ns, r in raw.items():
             links = {}
-            for index, info in r.links.items():
-                link = self._link(ns, info, raw, nsids)
+            for info in r.links.values():
+                link = self._link(ns, info, r, peers.get((ns, info["index"])))
                 if ns == HOST and link.owner != topology and link.name not in host_links:
                     continue
                 links[link.name] = link
@@ -164,106 +197,233 @@ class Kernel:
 
     def _lo_owner(self, ns: str) -> str | None:
         try:
-            lo = self._ipr(ns).link("get", index=1)[0]
-        except NetlinkError:
+            reply = self._sock(ns).get(nl.RTM_GETLINK, nl.ifinfo(index=1))
+        except OSError:
             return None
-        return owner_from_alias(lo.get_attr("IFLA_IFALIAS"))
+        return owner_from_alias(nl.decode_link(reply[0][1], reply[0][2])["alias"]) if reply else None
 
     def _dump(self, ns: str) -> _Raw:
-        ipr = self._ipr(ns)
-        r = _Raw(ipr, self._fd(ns))
-        for msg in ipr.get_links():
-            info = msg.get_attr("IFLA_LINKINFO")
-            kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
-            if msg["flags"] & IFF_LOOPBACK:
-                kind = "loopback"
-            r.links[msg["index"]] = {
-                "index": msg["index"],
-                "name": msg.get_attr("IFLA_IFNAME"),
-                "kind": kind or "device",
-                "link": msg.get_attr("IFLA_LINK"),
-                "link_nsid": msg.get_attr("IFLA_LINK_NETNSID"),
-                "master": msg.get_attr("IFLA_MASTER"),
-                "up": bool(msg["flags"] & IFF_UP),
-                "mtu": msg.get_attr("IFLA_MTU"),
-                "mac": (msg.get_attr("IFLA_ADDRESS") or None),
-                "alias": msg.get_attr("IFLA_IFALIAS"),
-                "addresses": set(),
-            }
-            r.by_name[r.links[msg["index"]]["name"]] = msg["index"]
-        for msg in ipr.get_addr():
-            link = r.links.get(msg["index"])
-            flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
-            addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-            if link is None or addr is None or not flags & IFA_F_PERMANENT:
+        sock = self._sock(ns)
+        r = _Raw()
+        for kind, data, offset in sock.dump(nl.RTM_GETLINK, nl.link_dump_request()):
+            if kind == nl.RTM_NEWLINK:
+                info = nl.decode_link(data, offset)
+                r.links[info["index"]] = info
+        self._taken.setdefault(ns, set()).update(r.links)
+        for kind, data, offset in sock.dump(nl.RTM_GETADDR, nl.ifaddr(socket.AF_UNSPEC, 0, 0)):
+            got = nl.decode_address(data, offset) if kind == nl.RTM_NEWADDR else None
+            if got is None:
+                continue
+            index, family, packed, prefixlen, flags = got
+            link = r.links.get(index)
+            if link is None or not flags & nl.IFA_F_PERMANENT:
                 continue  # dynamic addresses (SLAAC, DHCP) belong to the kernel or a daemon
-            iface = ipaddress.ip_interface(f"{addr}/{msg['prefixlen']}")
-            if iface.version == 6 and iface.ip.is_link_local:
+            ip = ipaddress.ip_address(packed)
+            if ip.version == 6 and ip.is_link_local:
                 continue  # the kernel's own fe80:: addresses
-            link["addresses"].add(str(iface))
+            link["addresses"].add(f"{ip}/{prefixlen}")
         return r
 
-    def _link(self, ns: str, info: dict, raw: dict[str, _Raw], nsids: dict) -> Link:
-        r = raw[ns]
-        peer, peer_alias = None, None
-        if info["kind"] == "veth" and info["link"]:
-            found = self._find_peer(ns, info, raw, nsids)
-            if found:
-                peer = (found[0], found[1]["name"])
-                peer_alias = found[1]["alias"]
+    def _peers(self, raw: dict[str, _Raw]) -> dict[tuple[str, int], tuple[str, dict]]:
+        """The other end of every veth among the namespaces read, keyed by (namespace, ifindex): reciprocal
+        ifindexes, and (across namespaces) the peer namespace's id as seen from this one, which is what
+        IFLA_LINK_NETNSID names. Candidates are found through an index, so this is linear in links."""
+        by_pair: dict[tuple[int, int], list[tuple[str, dict]]] = {}
+        for ns, r in raw.items():
+            for info in r.links.values():
+                if info["kind"] == "veth" and info["link"]:
+                    by_pair.setdefault((info["index"], info["link"]), []).append((ns, info))
+        found: dict[tuple[str, int], tuple[str, dict]] = {}
+        for (index, link), ends in by_pair.items():
+            for ns, info in ends:
+                if (ns, index) in found:
+                    continue
+                if info["link_nsid"] is None:
+                    other = raw[ns].links.get(link)
+                    if other and other["kind"] == "veth":
+                        found[(ns, index)] = (ns, other)
+                    continue
+                for other_ns, other in by_pair.get((link, index), ()):
+                    if other_ns != ns and self._nsid(ns, other_ns) == info["link_nsid"]:
+                        found[(ns, index)] = (other_ns, other)
+                        found[(other_ns, link)] = (ns, info)
+                        break
+        return found
+
+    def _nsid(self, ns: str, other: str) -> int | None:
+        """The id that namespace `ns` knows namespace `other` by."""
+        key = (ns, other)
+        if key not in self._nsids:
+            reply = self._sock(ns).get(nl.RTM_GETNSID, nl.nsid_request(self._fd(other)))
+            self._nsids[key] = nl.decode_nsid(reply[0][1], reply[0][2]) if reply else None
+        return self._nsids[key]
+
+    def _link(self, ns: str, info: dict, r: _Raw, found: tuple[str, dict] | None) -> Link:
+        peer = (found[0], found[1]["name"]) if found else None
         master = r.links.get(info["master"], {}).get("name") if info["master"] else None
         owner = owner_from_alias(info["alias"])
-        if owner is None and info["kind"] == "veth":
-            owner = owner_from_alias(peer_alias)  # a veth pair is one object: either end's mark counts
+        if owner is None and found:
+            owner = owner_from_alias(found[1]["alias"])  # a veth pair is one object: either end's mark counts
+        loopback = info["kind"] == "loopback"
         return Link(
             name=info["name"],
             kind=info["kind"],
             peer=peer,
             master=master,
-            addresses=None if info["kind"] == "loopback" else frozenset(info["addresses"]),
+            addresses=None if loopback else frozenset(info["addresses"]),
             up=info["up"],
             mtu=info["mtu"],
-            mac=info["mac"] if info["kind"] != "loopback" else None,
+            mac=None if loopback else info["mac"],
             owner=owner,
         )
 
-    def _find_peer(self, ns: str, info: dict, raw: dict[str, _Raw], nsids: dict):
-        """The other end of a veth among the namespaces read: reciprocal ifindexes, and (across namespaces)
-        the peer namespace's id as seen from this one, which is what IFLA_LINK_NETNSID names."""
-        if info["link_nsid"] is None:
-            other = raw[ns].links.get(info["link"])
-            return (ns, other) if other and other["kind"] == "veth" else None
-        for other_ns, r in raw.items():
-            other = r.links.get(info["link"])
-            if other_ns == ns or not other or other["kind"] != "veth" or other["link"] != info["index"]:
-                continue
-            key = (ns, other_ns)
-            if key not in nsids:
-                reply = raw[ns].ipr.get_netnsid(fd=r.fd)
-                nsids[key] = reply["nsid"] if reply else -1
-            if nsids[key] == info["link_nsid"]:
-                return (other_ns, other)
-        return None
-
     # --- writing -------------------------------------------------------------------------------------
 
-    def execute(self, step: Step, topology: str) -> None:
-        """Run one step. A step either happens whole or raises KernelError having changed nothing (a
-        compound step undoes its own first half); deleting what is already gone counts as success."""
-        try:
-            getattr(self, "_" + step.action)(step, mark(topology))
-        except NetlinkError as exc:
-            raise KernelError(f"{os.strerror(exc.code)} (errno {exc.code})", exc.code) from None
-        except OSError as exc:
-            if isinstance(exc, KernelError):
-                raise
-            raise KernelError(f"{exc.strerror} (errno {exc.errno})", exc.errno) from None
+    def execute(self, steps: list[Step] | tuple[Step, ...], topology: str,
+                results: list[tuple[int, KernelError | None]]) -> None:
+        """Run steps in order, appending (position, None or the error) to `results` as each batch comes
+        back. Stops after the first batch in which a step failed; steps after it were not run. A failed
+        step has changed nothing (a compound step undoes its own first half); deleting what is already
+        gone counts as success."""
+        alias = mark(topology)
+        pending = _Pending()
+        failed = False
 
-    def _index(self, ns: str, name: str) -> int:
-        found = self._ipr(ns).link_lookup(ifname=name)
-        if not found:
-            raise KernelError(f"no link {name} in namespace {ns}", errno.ENODEV)
-        return found[0]
+        def flush() -> bool:
+            nonlocal failed
+            if pending.items and not failed:
+                failed = self._send(pending, results)
+            pending.namespace, pending.items = None, []
+            return not failed
+
+        for position, step in enumerate(steps):
+            if step.action in ("create_netns", "delete_netns"):
+                if not flush():
+                    return
+                with _signals_held():
+                    try:
+                        getattr(self, "_" + step.action)(step, alias)
+                        results.append((position, None))
+                    except OSError as exc:
+                        results.append((position, exc if isinstance(exc, KernelError)
+                                        else _error(exc.errno or 0)))
+                        return
+                continue
+            if pending.namespace != step.namespace and not flush():
+                return
+            try:
+                op = self._op(step, alias, flush)
+            except KernelError as exc:
+                if not flush():
+                    return
+                results.append((position, exc))
+                return
+            if failed:
+                return
+            if op is None:  # nothing to do: already so
+                if not flush():
+                    return
+                results.append((position, None))
+                continue
+            pending.namespace = step.namespace
+            pending.items.append((position, step, op))
+        flush()
+
+    def _send(self, pending: _Pending, results: list) -> bool:
+        """Send one namespace's batch; record each step's result. True if any step failed."""
+        sock = self._sock(pending.namespace)
+        with _signals_held():
+            codes = sock.batch([r for _, _, op in pending.items for r in op.requests])
+            at, failed, outcome = 0, False, []
+            for position, step, op in pending.items:
+                mine = codes[at:at + len(op.requests)]
+                at += len(op.requests)
+                code = next((c for c in mine if c), 0)
+                if code and not mine[0] and op.cleanup is not None:
+                    sock.batch([op.cleanup])
+                if (step.action, code) in _ALREADY_SO:
+                    code = 0
+                if step.action in ("delete_link", "create_link") and (code or step.action == "delete_link"):
+                    self._indexes.pop((step.namespace, step.name), None)
+                outcome.append((position, _error(code) if code else None))
+                failed = failed or bool(code)
+            results.extend(outcome)
+        return failed
+
+    def _index(self, ns: str, name: str, flush) -> int | None:
+        """The ifindex of a link, or None if there is none. Steps still waiting in the batch may be the
+        ones that create it, so they are sent first."""
+        if (ns, name) in self._indexes:
+            return self._indexes[(ns, name)]
+        for attempt in (0, 1):
+            try:
+                reply = self._sock(ns).get(nl.RTM_GETLINK, nl.ifinfo() + nl.string(nl.IFLA_IFNAME, name))
+                return nl.decode_link(reply[0][1], reply[0][2])["index"]
+            except nl.NetlinkError as exc:
+                if exc.errno != errno.ENODEV or attempt or not flush():
+                    return None
+        return None
+
+    def _op(self, step: Step, alias: str, flush) -> _Op | None:
+        """The netlink requests of one step, or None if there is nothing to do."""
+        ns, name, a = step.namespace, step.name, step.action
+        self._sock(ns)  # a missing namespace fails this step, not the batch
+        if a == "create_link":
+            return self._create_link(step, alias)
+        if a == "delete_link":
+            return _Op([nl.del_link(name)])
+        if a == "set_up" or a == "set_down":
+            return _Op([nl.set_link(name, up=a == "set_up")])
+        if a == "set_mtu":
+            return _Op([nl.set_link(name, mtu=step.value)])
+        if a == "set_mac":
+            return _Op([nl.set_link(name, mac=_mac(step.value))])
+        if a == "clear_master":
+            return _Op([nl.set_link(name, master=0)])
+        if a == "set_master":
+            master = self._index(ns, step.value, flush)
+            if master is None:
+                raise KernelError(f"no link {step.value} in namespace {ns}", errno.ENODEV)
+            return _Op([nl.set_link(name, master=master)])
+        if a in ("add_address", "delete_address"):
+            index = self._index(ns, name, flush)
+            if index is None:
+                if a == "delete_address":
+                    return None  # the link is gone, and its addresses with it
+                raise KernelError(f"no link {name} in namespace {ns}", errno.ENODEV)
+            iface = ipaddress.ip_interface(step.value)
+            family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
+            return _Op([nl.address(a == "add_address", index, family, iface.ip.packed, iface.network.prefixlen)])
+        raise ValueError(f"unknown action {a}")
+
+    def _create_link(self, step: Step, alias: str) -> _Op:
+        """Create the link at an ifindex of our choosing, then mark it by that index, in one batch. The
+        kernel runs both in the same syscall, so a crash cannot leave an unmarked link; and if the create
+        fails (the name is taken), the mark goes to an index that is free, never to the link that has the
+        name. The index is random above 2^24, where the kernel's own counter does not reach, and not one
+        that this run has seen in the namespace."""
+        spec = step.value
+        index = self._free_index(step.namespace)
+        peer = None
+        if spec.get("peer"):
+            p = spec["peer"]
+            peer = {"name": p["name"], "mtu": p.get("mtu"), "mac": _mac(p.get("mac"))}
+            if p["namespace"] != step.namespace:
+                peer["net_ns_fd"] = self._fd(p["namespace"])
+                if peer["net_ns_fd"] is None:
+                    raise KernelError(f"namespace {p['namespace']} does not exist", errno.ENOENT)
+        self._indexes[(step.namespace, step.name)] = index
+        return _Op([nl.new_link(step.name, spec["kind"], index, spec.get("mtu"), _mac(spec.get("mac")), peer),
+                    nl.set_link(index=index, alias=alias)],
+                   cleanup=nl.del_link(index=index))
+
+    def _free_index(self, ns: str) -> int:
+        taken = self._taken.setdefault(ns, set())
+        while True:
+            index = (1 << 24) + secrets.randbelow((1 << 31) - (1 << 24) - 1)
+            if index not in taken:
+                taken.add(index)
+                return index
 
     def _create_netns(self, step: Step, alias: str) -> None:
         path = os.path.join(NETNS_DIR, step.namespace)
@@ -273,17 +433,14 @@ class Kernel:
             os.unlink(path)  # the empty mount point of an interrupted `ip netns add`: not a namespace
         fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
         os.close(fd)
-        mounted = False
+        mounted, sock, nsfd = False, None, None
         try:
             _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
             try:
                 # Mark lo before the namespace gets its name: a crash in between leaves nothing behind.
-                ipr = IPRoute(use_event_loop=self._loop)
-                try:
-                    ipr.link("set", index=1, ifalias=alias)
-                except BaseException:
-                    ipr.close()
-                    raise
+                sock = nl.Socket()
+                sock.request(nl.set_link(index=1, alias=alias))
+                nsfd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
                 _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
                        f"mount {path}")
                 mounted = True
@@ -292,7 +449,13 @@ class Kernel:
         finally:
             if not mounted:
                 os.unlink(path)
-        self._sockets[step.namespace] = ipr
+                for closing in (sock, nsfd):
+                    if isinstance(closing, nl.Socket):
+                        closing.close()
+                    elif closing is not None:
+                        os.close(closing)
+        self._sockets[step.namespace] = sock
+        self._fds[step.namespace] = nsfd
 
     def _delete_netns(self, step: Step, alias: str) -> None:
         self._forget(step.namespace)
@@ -303,78 +466,9 @@ class Kernel:
         except FileNotFoundError:
             pass
 
-    def _create_link(self, step: Step, alias: str) -> None:
-        spec = step.value
-        ipr = self._ipr(step.namespace)
-        request = {"ifname": step.name, "kind": spec["kind"]}
-        if "mtu" in spec:
-            request["mtu"] = spec["mtu"]
-        if "mac" in spec:
-            request["address"] = spec["mac"]
-        peer = spec.get("peer")
-        if peer:
-            request["peer"] = {"ifname": peer["name"]}
-            if peer["namespace"] != step.namespace:
-                fd = self._fd(peer["namespace"])
-                if fd is None:
-                    raise KernelError(f"namespace {peer['namespace']} does not exist", errno.ENOENT)
-                request["peer"]["net_ns_fd"] = fd
-            if "mtu" in peer:
-                request["peer"]["mtu"] = peer["mtu"]
-            if "mac" in peer:
-                request["peer"]["address"] = peer["mac"]
-        ipr.link("add", **request)
-        try:
-            ipr.link("set", ifname=step.name, ifalias=alias)
-            if peer:
-                self._ipr(peer["namespace"]).link("set", ifname=peer["name"], ifalias=alias)
-        except BaseException:
-            ipr.link("del", ifname=step.name)
-            raise
 
-    def _delete_link(self, step: Step, alias: str) -> None:
-        try:
-            self._ipr(step.namespace).link("del", ifname=step.name)
-        except NetlinkError as exc:
-            if exc.code != errno.ENODEV:
-                raise
-
-    def _set_master(self, step: Step, alias: str) -> None:
-        master = self._index(step.namespace, step.value)
-        self._ipr(step.namespace).link("set", ifname=step.name, master=master)
-
-    def _clear_master(self, step: Step, alias: str) -> None:
-        self._ipr(step.namespace).link("set", ifname=step.name, master=0)
-
-    def _set_up(self, step: Step, alias: str) -> None:
-        self._ipr(step.namespace).link("set", ifname=step.name, state="up")
-
-    def _set_down(self, step: Step, alias: str) -> None:
-        self._ipr(step.namespace).link("set", ifname=step.name, state="down")
-
-    def _set_mtu(self, step: Step, alias: str) -> None:
-        self._ipr(step.namespace).link("set", ifname=step.name, mtu=step.value)
-
-    def _set_mac(self, step: Step, alias: str) -> None:
-        self._ipr(step.namespace).link("set", ifname=step.name, address=step.value)
-
-    def _address(self, step: Step, command: str) -> None:
-        iface = ipaddress.ip_interface(step.value)
-        request = {"index": self._index(step.namespace, step.name), "address": str(iface.ip),
-                   "prefixlen": iface.network.prefixlen}
-        if iface.version == 6 and command == "add":
-            request["flags"] = IFA_F_NODAD  # usable at once: no tentative period, no flaky first ping
-        self._ipr(step.namespace).addr(command, **request)
-
-    def _add_address(self, step: Step, alias: str) -> None:
-        self._address(step, "add")
-
-    def _delete_address(self, step: Step, alias: str) -> None:
-        try:
-            self._address(step, "del")
-        except NetlinkError as exc:
-            if exc.code != errno.EADDRNOTAVAIL:
-                raise
+def _mac(text: str | None) -> bytes | None:
+    return None if text is None else bytes.fromhex(text.replace(":", ""))
 
 
 def _prepare_netns_dir() -> None:

@@ -1,6 +1,8 @@
 """An in-memory kernel for applier tests: it executes plan steps on a State with the kernel's semantics
 that matter to rollback (a veth pair dies whole, a namespace takes its links with it, a deleted bridge
-frees its ports), and fails on request at call k. Kernel-level behaviour is tested against the real
+frees its ports), and fails on request at call k. Like the real adapter, it can go on running a few steps
+after a failure (`batch_tail`), as the rest of a netlink batch does, and it can be interrupted just after
+the result of call k is recorded (`interrupt_after`), which is where the real adapter lets signals in. Kernel-level behaviour is tested against the real
 kernel in test_kernel_*.py; this fake exists to run every k of large plans in milliseconds."""
 
 from __future__ import annotations
@@ -14,23 +16,41 @@ from netlab.state import HOST, LOOPBACK, Link, Namespace, State
 
 
 class FakeKernel:
-    def __init__(self, state: State, fail_at: set[int] = frozenset(), errno_: int = errno.EBUSY):
+    def __init__(self, state: State, fail_at: set[int] = frozenset(), errno_: int = errno.EBUSY,
+                 batch_tail: int = 0, interrupt_after: int | None = None):
         self.ns = {n: dict(ns.links) for n, ns in state.namespaces.items()}
         self.owner = {n: ns.owner for n, ns in state.namespaces.items()}
         self.fail_at = set(fail_at)
         self.errno = errno_
+        self.batch_tail = batch_tail
+        self.interrupt_after = interrupt_after
         self.calls = 0
         self.executed: list[Step] = []
 
     def observe(self) -> State:
         return State({n: Namespace(n, self.owner[n], dict(links)) for n, links in self.ns.items()})
 
-    def execute(self, step: Step, topology: str) -> None:
-        self.calls += 1
-        if self.calls in self.fail_at:
-            raise KernelError(f"injected failure at call {self.calls}", self.errno)
-        getattr(self, step.action)(step, topology)
-        self.executed.append(step)
+    def execute(self, steps, topology: str, results: list) -> None:
+        tail, failed_in = None, None
+        for position, step in enumerate(steps):
+            if tail is not None:  # a batch holds link steps of one namespace
+                if tail == 0 or step.namespace != failed_in or step.action.endswith("_netns"):
+                    return
+                tail -= 1
+            self.calls += 1
+            try:
+                if self.calls in self.fail_at:
+                    raise KernelError(f"injected failure at call {self.calls}", self.errno)
+                getattr(self, step.action)(step, topology)
+                self.executed.append(step)
+                results.append((position, None))
+            except KernelError as exc:
+                results.append((position, exc))
+                if tail is None:
+                    tail, failed_in = (self.batch_tail, step.namespace) if not step.action.endswith("_netns") \
+                        else (0, None)
+            if self.calls == self.interrupt_after:
+                raise KeyboardInterrupt
 
     def _links(self, ns: str) -> dict:
         if ns not in self.ns:

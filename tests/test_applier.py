@@ -44,10 +44,11 @@ def test_success_converges(name, start, want):
 
 @pytest.mark.parametrize("name,start,want", list(transitions()), ids=lambda x: x if isinstance(x, str) else "")
 @pytest.mark.parametrize("code", [errno.EEXIST, errno.ENODEV, errno.EBUSY, errno.EPERM, errno.EINVAL])
-def test_failure_at_every_step_rolls_back(name, start, want, code):
+@pytest.mark.parametrize("tail", [0, 3], ids=["last-in-batch", "mid-batch"])
+def test_failure_at_every_step_rolls_back(name, start, want, code, tail):
     p = plan(want, FakeKernel(start).observe(), "big")
     for k in range(1, len(p.steps) + 1):
-        fake = FakeKernel(start, fail_at={k}, errno_=code)
+        fake = FakeKernel(start, fail_at={k}, errno_=code, batch_tail=tail)
         with pytest.raises(RolledBack) as info:
             applier.run(p, fake, start, fake.observe)
         assert differences(start, fake.observe()) == [], f"k={k}"
@@ -61,15 +62,7 @@ def test_failure_at_every_step_rolls_back(name, start, want, code):
 def test_interrupt_at_every_step_rolls_back(name, start, want):
     p = plan(want, FakeKernel(start).observe(), "big")
     for k in range(1, len(p.steps) + 1):
-        fake = FakeKernel(start)
-        real = fake.execute
-
-        def execute(step, topology, k=k, real=real, fake=fake):
-            real(step, topology)
-            if fake.calls == k:  # the signal arrives just after step k ran
-                raise KeyboardInterrupt
-
-        fake.execute = execute
+        fake = FakeKernel(start, interrupt_after=k)  # the signal arrives just after step k ran
         with pytest.raises(RolledBack, match="interrupted"):
             applier.run(p, fake, start, fake.observe)
         assert differences(start, fake.observe()) == [], f"k={k}"
@@ -77,14 +70,23 @@ def test_interrupt_at_every_step_rolls_back(name, start, want):
 
 @pytest.mark.parametrize("name,start,want", list(transitions()), ids=lambda x: x if isinstance(x, str) else "")
 def test_failed_rollback_is_reported_and_a_later_apply_converges(name, start, want):
+    """A fault in the rollback is judged by the kernel: if the state is as before anyway (a namespace took
+    the link whose undo failed with it), that is a rollback; if not, it is reported as incomplete with what
+    is left, never as success. Either way a later apply converges."""
     p = plan(want, FakeKernel(start).observe(), "big")
+    incomplete = 0
     for k in range(2, len(p.steps) + 1):
         fake = FakeKernel(start, fail_at={k, k + 1})  # the step, then the first undo after it
-        with pytest.raises(RollbackIncomplete) as info:
+        with pytest.raises((RolledBack, RollbackIncomplete)) as info:
             applier.run(p, fake, start, fake.observe)
-        assert info.value.leftovers, f"k={k}"
-        assert "ROLLBACK INCOMPLETE" in str(info.value)
+        if isinstance(info.value, RollbackIncomplete):
+            incomplete += 1
+            assert info.value.leftovers and differences(start, fake.observe()), f"k={k}"
+            assert "ROLLBACK INCOMPLETE" in str(info.value)
+        else:
+            assert differences(start, fake.observe()) == [], f"k={k}"
         fake.fail_at = set()
         again = plan(want, fake.observe(), "big")
         applier.run(again, fake, fake.observe(), fake.observe)
         assert plan(want, fake.observe(), "big").empty, f"k={k}"
+    assert incomplete > 0  # the suite does exercise incomplete rollbacks

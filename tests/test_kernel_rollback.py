@@ -7,24 +7,54 @@ import pytest
 
 from netlab import api
 from netlab.errors import KernelError, RolledBack
-from netlab.kernel import Kernel
+from netlab import netlink
+from netlab.kernel import Kernel, _Op
 from netlab.model import load
 
 from test_kernel_reconcile import CHANGED, HOST_BRIDGE, SEED
 
 
 class FailingKernel(Kernel):
-    """The real adapter, except that call number `fail_at` of execute() raises instead of running."""
+    """The real adapter, except that the step it runs as number `fail_at` (counting the rollback's) fails
+    with `code`. A link step fails inside its batch, as a request the kernel refuses (the steps after it
+    in the batch still run); a namespace step raises before it does anything."""
 
     def __init__(self, fail_at: int, code: int):
         super().__init__()
-        self.fail_at, self.code, self.calls = fail_at, code, 0
+        self.fail_at, self.code, self.calls, self.target = fail_at, code, 0, None
 
-    def execute(self, step, topology):
-        self.calls += 1
-        if self.calls == self.fail_at:
+    def execute(self, steps, topology, results):
+        self.target = None
+        if self.calls < self.fail_at <= self.calls + len(steps):
+            self.target = steps[self.fail_at - self.calls - 1]
+        first = len(results)
+        super().execute(steps, topology, results)
+        for i in range(first, len(results)):
+            position, error = results[i]
+            if steps[position] is self.target:
+                results[i] = (position, KernelError(f"injected {errno.errorcode[self.code]}", self.code))
+        self.calls += max((p for p, _ in results[first:]), default=-1) + 1
+
+    def _op(self, step, alias, flush):
+        if step is self.target:
+            # A malformed attribute (a 1-byte MTU): the kernel refuses it with EINVAL before it looks for
+            # the link, whatever the step; the error is then reported as `code`.
+            bad = netlink.Request(netlink.RTM_SETLINK, 0, netlink.ifinfo(0x7FFFFFFF)
+                                  + netlink.attr(netlink.IFLA_MTU, b"\x01"))
+            return _Op([bad])
+        return super()._op(step, alias, flush)
+
+    def _create_netns(self, step, alias):
+        self._inject(step)
+        super()._create_netns(step, alias)
+
+    def _delete_netns(self, step, alias):
+        self._inject(step)
+        super()._delete_netns(step, alias)
+
+    def _inject(self, step):
+        if step is self.target:
             raise KernelError(f"injected {errno.errorcode[self.code]}", self.code)
-        super().execute(step, topology)
 
 
 def plan_length(topo) -> int:
