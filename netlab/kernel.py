@@ -25,6 +25,7 @@ import resource
 import secrets
 import signal
 import socket
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -288,28 +289,42 @@ class Kernel:
         alias = mark(topology)
         pending = _Pending()
         failed = False
+        held: list[int] = []  # deleted namespaces, whose results wait for the kernel's teardown
+        dying: list[str] = []  # the veth ends elsewhere that go with them
 
         def flush() -> bool:
             nonlocal failed
             if pending.items and not failed:
                 failed = self._send(pending, results)
             pending.namespace, pending.items = None, []
+            if held and not failed:
+                error = self._await_gone(dying)
+                results.extend((p, None) for p in held[:-1])
+                results.append((held[-1], error))
+                failed = error is not None
+            held.clear()
+            dying.clear()
             return not failed
 
         for position, step in enumerate(steps):
             if step.action in ("create_netns", "delete_netns"):
-                if not flush():
+                if (pending.items or step.action == "create_netns") and not flush():
                     return
                 with _signals_held():
                     try:
                         getattr(self, "_" + step.action)(step, alias)
-                        results.append((position, None))
                     except OSError as exc:
+                        flush()
                         results.append((position, exc if isinstance(exc, KernelError)
                                         else _error(exc.errno or 0)))
                         return
+                    if step.action == "delete_netns":
+                        held.append(position)
+                        dying.extend(step.value or ())
+                    else:
+                        results.append((position, None))
                 continue
-            if pending.namespace != step.namespace and not flush():
+            if (pending.namespace != step.namespace or held) and not flush():
                 return
             try:
                 op = self._op(step, alias, flush)
@@ -328,6 +343,36 @@ class Kernel:
             pending.namespace = step.namespace
             pending.items.append((position, step, op))
         flush()
+
+    def _await_gone(self, ends: list[str], timeout: float = 60.0) -> KernelError | None:
+        """Wait until the kernel's teardown of deleted namespaces has removed the veth ends they took
+        with them ("namespace/name"), so that what comes next (a link of the same name) does not find
+        them still there."""
+        left: dict[str, list[str]] = {}
+        for end in ends:
+            ns, name = end.split("/", 1)
+            left.setdefault(ns, []).append(name)
+        deadline, pause = time.monotonic() + timeout, 0.001
+        while left:
+            for ns, names in list(left.items()):
+                if self._fd(ns) is None:
+                    del left[ns]
+                    continue
+                probe = [nl.Request(nl.RTM_GETLINK, 0, nl.ifinfo() + nl.string(nl.IFLA_IFNAME, n)
+                                    + nl.u32(nl.IFLA_EXT_MASK, nl.RTEXT_FILTER_SKIP_STATS)) for n in names]
+                codes = self._sock(ns).batch(probe)
+                left[ns] = [n for n, code in zip(names, codes) if code != errno.ENODEV]
+                if not left[ns]:
+                    del left[ns]
+            if not left:
+                return None
+            if time.monotonic() > deadline:
+                still = [f"{ns}/{n}" for ns, names in left.items() for n in names]
+                return KernelError(f"the kernel has not finished removing {', '.join(still[:5])} after "
+                                   f"{timeout:.0f} s", errno.ETIMEDOUT)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        return None
 
     def _send(self, pending: _Pending, results: list) -> bool:
         """Send one namespace's batch; record each step's result. True if any step failed."""

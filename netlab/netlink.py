@@ -203,7 +203,7 @@ class Socket:
 def new_link(name: str, kind: str, index: int = 0, mtu: int | None = None, mac: bytes | None = None,
              peer: dict | None = None) -> Request:
     """RTM_NEWLINK, failing if the name (or the ifindex asked for) is taken. `peer` (veth) has name, and
-    optional net_ns_fd, mtu, mac."""
+    optional net_ns_fd, index, mtu, mac."""
     attrs = [string(IFLA_IFNAME, name)]
     if mtu is not None:
         attrs.append(u32(IFLA_MTU, mtu))
@@ -218,7 +218,7 @@ def new_link(name: str, kind: str, index: int = 0, mtu: int | None = None, mac: 
             peer_attrs.append(u32(IFLA_MTU, peer["mtu"]))
         if peer.get("mac") is not None:
             peer_attrs.append(attr(IFLA_ADDRESS, peer["mac"]))
-        data = attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, ifinfo() + b"".join(peer_attrs)))
+        data = attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, ifinfo(peer.get("index", 0)) + b"".join(peer_attrs)))
     attrs.append(attr(IFLA_LINKINFO, string(IFLA_INFO_KIND, kind) + data))
     return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfo(index) + b"".join(attrs))
 

@@ -24,7 +24,8 @@ class Step:
 
     `namespace` is where it happens (`host` for the root namespace); `name` is the link, or None for a
     namespace step. `value` is what the step sets (an address, a master, an MTU, a MAC; for create_link the
-    link's spec), `before` what was there. `undo` is the steps that reverse this one.
+    link's spec; for delete_netns the veth ends elsewhere that die with the namespace), `before` what was
+    there. `undo` is the steps that reverse this one.
     """
 
     action: str
@@ -55,6 +56,8 @@ class Step:
         a, v, b = self.action, self.value, self.before
         if a in ("create_netns", "delete_netns"):
             text = f"namespace {self.namespace}"
+            if a == "delete_netns" and v:
+                text += f" (and with it {', '.join(v)})"
         elif a in ("create_link", "delete_link"):
             spec = v if a == "create_link" else b
             text = f"link {self.where} ({_link_summary(spec)})"

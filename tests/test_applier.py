@@ -36,7 +36,7 @@ def transitions():
 def test_success_converges(name, start, want):
     fake = FakeKernel(start)
     p = plan(want, fake.observe(), "big")
-    assert len(p.steps) >= (10 if name == "destroy" else 20), p.render()
+    assert len(p.steps) >= (5 if name == "destroy" else 20), p.render()
     applier.run(p, fake, start, fake.observe)
     assert plan(want, fake.observe(), "big").empty
     assert len(fake.executed) == len(p.steps)

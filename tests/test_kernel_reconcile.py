@@ -117,7 +117,8 @@ def test_changing_the_file_converges(lab):
     p = lab.p
     path = lab.write(CHANGED)
     out = lab.netlab("apply", path, check=0).stdout
-    assert f"-/+ link {p}n0/vth2" in out and f"-   namespace {p}n2" in out and f"+   namespace {p}n3" in out
+    assert f"-   namespace {p}n2 (and with it {p}n0/vth2)" in out and f"+   namespace {p}n3" in out
+    assert f"+   link {p}n0/vth2 (veth, peer {p}n3/vth3)" in out
     assert f"{p}n2" not in netns_names() and f"{p}n3" in netns_names()
     n0, n1 = lab.links(f"{p}n0"), lab.links(f"{p}n1")
     assert n0["br1"]["kind"] == "bridge"

@@ -72,7 +72,11 @@ def run_every_k(lab, monkeypatch, topo, codes):
             api.apply(topo)
         assert f"step {k}/{n} failed" in str(info.value)
         assert info.value.cause.errno == code
-        assert lab.snapshot() == before, f"k={k}: the kernel is not as it was"
+        after = lab.snapshot()
+        assert after == before, f"k={k}: the kernel is not as it was: " + repr(
+            [(ns, l, before.get(ns, {}).get(l), after.get(ns, {}).get(l)) for ns in set(before) | set(after)
+             for l in set(before.get(ns, {})) | set(after.get(ns, {}))
+             if before.get(ns, {}).get(l) != after.get(ns, {}).get(l)])
     monkeypatch.undo()
     return n
 
@@ -93,7 +97,7 @@ def test_failure_at_every_step_of_a_change_rolls_back(lab, monkeypatch):
     api.apply(load(lab.write(SEED)))
     changed = CHANGED.replace("vth1: {addresses: [10.0.0.12/24, \"fd00::2/64\"], mtu: 1400}",
                               "vth1: {addresses: [10.0.0.12/24, \"fd00::2/64\"], mtu: 1400}\n"
-                              "      vth9: {kind: veth, peer: \"@n3/vth8\", addresses: [10.2.0.1/24]}")
+                              "      vth9: {kind: veth, peer: \"@n3/vth8\", addresses: [10.2.0.1/24, 10.2.1.1/24]}")
     changed = changed.replace("vth3: {addresses: [10.0.0.3/24]}",
                               "vth3: {addresses: [10.0.0.3/24]}\n      vth8: {addresses: [10.2.0.2/24], up: false}")
     topo = load(lab.write(changed, "changed.yaml"))
