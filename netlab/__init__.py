@@ -12,9 +12,23 @@ pure data) -> applier.run (steps with undo, through the kernel adapter). The CLI
 shell over these functions.
 """
 
-from .api import apply, destroy, diff, show, validate
-from .errors import NetlabError
-from .model import load
-
 __all__ = ["apply", "destroy", "diff", "load", "show", "validate", "NetlabError"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Imported on first use, so that `import netlab.netlink` (or the CLI's --help) does not pay for the
+    # schema library: start-up time is most of a small run.
+    if name in ("apply", "destroy", "diff", "show", "validate"):
+        from . import api
+
+        return getattr(api, name)
+    if name == "load":
+        from .model import load
+
+        return load
+    if name == "NetlabError":
+        from .errors import NetlabError
+
+        return NetlabError
+    raise AttributeError(f"module 'netlab' has no attribute {name!r}")

@@ -263,10 +263,24 @@ def link_dump_request() -> bytes:
     return ifinfo() + u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
 
 
+_LINK_FIELDS = frozenset({IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO,
+                          IFLA_IFALIAS, IFLA_LINK_NETNSID})
+
+
 def decode_link(data: bytes, offset: int) -> dict:
-    """The fields of an RTM_NEWLINK message that netlab compares."""
+    """The fields of an RTM_NEWLINK message that netlab compares. A link message carries some forty
+    attributes; only these eight are copied out."""
     _, _, index, flags, _ = _IFINFO.unpack_from(data, offset)
-    a = attributes(data, offset + _IFINFO.size, len(data))
+    a = {}
+    pos, end, unpack = offset + _IFINFO.size, len(data), _ATTR.unpack_from
+    while pos + 4 <= end:
+        length, kind = unpack(data, pos)
+        if length < 4:
+            break
+        kind &= 0x3FFF  # without the nested and byte-order flags
+        if kind in _LINK_FIELDS:
+            a[kind] = data[pos + 4:pos + length]
+        pos += (length + 3) & ~3
     kind = None
     if IFLA_LINKINFO in a:
         info = a[IFLA_LINKINFO]
