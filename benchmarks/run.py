@@ -10,8 +10,8 @@ each repeat:
 - ip: one `ip` process per command (the tutorial's way);
 - ip-batch: one `ip -batch` for the root namespace, one `ip -n NS -batch` per namespace;
 - floor: the same kernel operations from one process with batched netlink and nothing else (floor.py);
-- ip-read: reading the state with `ip -j` (`ip -n NS -j link` and `addr` per namespace), what a script
-  that diffs has to do.
+- ip-read: reading the state with `ip -j` (one `ip -n NS -d -j addr show` per namespace: links, their
+  details and addresses), what a script that diffs has to do.
 A destroy is timed until the kernel has finished: until no namespace of the run is left in /run/netns
 and no link of it in the root namespace. Every create is checked before the next run is timed (names,
 masters, up, addresses in sample namespaces, and a ping across the topology); every destroy is checked
@@ -156,8 +156,9 @@ class Contender:
 
 
 def read_with_ip(t: shapes.Topology, work: str) -> float:
-    lines = ["ip -j link >/dev/null", "ip -j addr >/dev/null"]
-    lines += [f"ip -n {ns} -j link >/dev/null; ip -n {ns} -j addr >/dev/null" for ns in t.namespaces]
+    """One `ip -d -j addr show` per namespace (links with their details and addresses), and the root's."""
+    lines = ["ip -d -j addr show >/dev/null"]
+    lines += [f"ip -n {ns} -d -j addr show >/dev/null" for ns in t.namespaces]
     path = os.path.join(work, "read.sh")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

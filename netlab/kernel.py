@@ -219,10 +219,13 @@ class Kernel:
             link = r.links.get(index)
             if link is None or not flags & nl.IFA_F_PERMANENT:
                 continue  # dynamic addresses (SLAAC, DHCP) belong to the kernel or a daemon
-            ip = ipaddress.ip_address(packed)
-            if ip.version == 6 and ip.is_link_local:
-                continue  # the kernel's own fe80:: addresses
-            link["addresses"].add(f"{ip}/{prefixlen}")
+            if family == socket.AF_INET:
+                text = socket.inet_ntop(family, packed)
+            elif packed[0] == 0xFE and packed[1] & 0xC0 == 0x80:
+                continue  # fe80::/10, the kernel's own link-local addresses
+            else:
+                text = str(ipaddress.IPv6Address(packed))  # the same spelling as the topology's, normalized
+            link["addresses"].add(f"{text}/{prefixlen}")
         return r
 
     def _peers(self, raw: dict[str, _Raw]) -> dict[tuple[str, int], tuple[str, dict]]:
@@ -390,6 +393,9 @@ class Kernel:
                     code = 0
                 if step.action in ("delete_link", "create_link") and (code or step.action == "delete_link"):
                     self._indexes.pop((step.namespace, step.name), None)
+                    peer = (step.value or step.before or {}).get("peer")
+                    if peer:
+                        self._indexes.pop((peer["namespace"], peer["name"]), None)
                 outcome.append((position, _error(code) if code else None))
                 failed = failed or bool(code)
             results.extend(outcome)
@@ -457,6 +463,10 @@ class Kernel:
                 peer["net_ns_fd"] = self._fd(p["namespace"])
                 if peer["net_ns_fd"] is None:
                     raise KernelError(f"namespace {p['namespace']} does not exist", errno.ENOENT)
+            # The peer's index is chosen too (the kernel allows it when the first end's is): the steps
+            # that address the peer then need no lookup.
+            peer["index"] = self._free_index(p["namespace"])
+            self._indexes[(p["namespace"], p["name"])] = peer["index"]
         self._indexes[(step.namespace, step.name)] = index
         return _Op([nl.new_link(step.name, spec["kind"], index, spec.get("mtu"), _mac(spec.get("mac")), peer),
                     nl.set_link(index=index, alias=alias)],
