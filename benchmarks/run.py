@@ -13,7 +13,7 @@ each repeat:
 - ip-read: reading the state with `ip -j` (one `ip -n NS -d -j addr show` per namespace: links, their
   details and addresses), what a script that diffs has to do.
 A destroy is timed until the kernel has finished: until no namespace of the run is left in /run/netns
-and no link of it in the root namespace. Every create is checked before the next run is timed (names,
+and no link of it in the root namespace. Each timed operation starts on a quiet machine (settle()). Every create is checked before the next run is timed (names,
 masters, up, addresses in sample namespaces, and a ping across the topology); every destroy is checked
 to have left nothing. It prints medians and the ratios that issue 3 sets as targets, and writes JSON.
 """
@@ -79,6 +79,24 @@ def wait_gone(t: shapes.Topology, prefix: str, start: float, timeout: float = 12
         if time.perf_counter() - start > timeout:
             raise RuntimeError(f"destroy left {leftovers(t, prefix)[:5]}")
         time.sleep(0.002)
+    return time.perf_counter() - start
+
+
+def settle(quiet: float = 0.05, window: float = 0.25, timeout: float = 60.0) -> float:
+    """Wait until the machine is quiet: less than `quiet` of its CPU time busy over `window` seconds. A
+    bridge with a thousand IPv6 hosts floods their solicitations for seconds after it comes up; each
+    timed run starts after that, so that it does not pay for the previous one's traffic."""
+    def busy() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        return sum(fields) - fields[3] - fields[4], sum(fields)
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        b0, t0 = busy()
+        time.sleep(window)
+        b1, t1 = busy()
+        if t1 > t0 and (b1 - b0) / (t1 - t0) < quiet:
+            break
     return time.perf_counter() - start
 
 
@@ -176,25 +194,29 @@ def measure(shape: str, n: int, repeat: int) -> dict:
                 c = Contender(name, shape, n, prefix, work)
                 t = c.t
                 try:
+                    settle()
                     seconds, peak = c.create()
                     times.setdefault((name, "create"), []).append(seconds)
                     verify(t, prefix)
                     if name == "netlab":
                         rss.append(peak)
                         yaml = os.path.join(work, "topo.yaml")
+                        settle()
                         seconds, peak = timed([NETLAB, "apply", yaml])
                         times.setdefault((name, "noop"), []).append(seconds)
-                        seconds, peak2 = timed([NETLAB, "diff", yaml])
+                        settle()
+                        seconds, peak2 = timed([NETLAB, "diff", yaml], expect=0)
                         times.setdefault((name, "diff"), []).append(seconds)
                         rss += [peak, peak2]
+                        settle()
                         times.setdefault(("ip-read", "read"), []).append(read_with_ip(t, work))
+                    settle()
                     seconds, peak = c.destroy()
                     times.setdefault((name, "destroy"), []).append(seconds)
                     if name == "netlab":
                         rss.append(peak)
                 finally:
                     _clean(t, prefix)
-            time.sleep(0.2 + n / 1000)  # let the kernel finish tearing down before the next run
         print(f"  {shape} N={n}: repeat {r + 1}/{repeat} done", file=sys.stderr)
     return {"shape": shape, "n": n, "repeat": repeat,
             "seconds": {f"{c}/{op}": v for (c, op), v in times.items()},

@@ -350,31 +350,19 @@ class Kernel:
     def _await_gone(self, ends: list[str], timeout: float = 60.0) -> KernelError | None:
         """Wait until the kernel's teardown of deleted namespaces has removed the veth ends they took
         with them ("namespace/name"), so that what comes next (a link of the same name) does not find
-        them still there."""
-        left: dict[str, list[str]] = {}
+        them still there. One end is probed at a time: while it is there, the ones after it (torn down
+        later, or with it) are not asked about."""
+        deadline, pause = time.monotonic() + timeout, 0.001
         for end in ends:
             ns, name = end.split("/", 1)
-            left.setdefault(ns, []).append(name)
-        deadline, pause = time.monotonic() + timeout, 0.001
-        while left:
-            for ns, names in list(left.items()):
-                if self._fd(ns) is None:
-                    del left[ns]
-                    continue
-                probe = [nl.Request(nl.RTM_GETLINK, 0, nl.ifinfo() + nl.string(nl.IFLA_IFNAME, n)
-                                    + nl.u32(nl.IFLA_EXT_MASK, nl.RTEXT_FILTER_SKIP_STATS)) for n in names]
-                codes = self._sock(ns).batch(probe)
-                left[ns] = [n for n, code in zip(names, codes) if code != errno.ENODEV]
-                if not left[ns]:
-                    del left[ns]
-            if not left:
-                return None
-            if time.monotonic() > deadline:
-                still = [f"{ns}/{n}" for ns, names in left.items() for n in names]
-                return KernelError(f"the kernel has not finished removing {', '.join(still[:5])} after "
-                                   f"{timeout:.0f} s", errno.ETIMEDOUT)
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
+            probe = nl.Request(nl.RTM_GETLINK, 0, nl.ifinfo() + nl.string(nl.IFLA_IFNAME, name)
+                               + nl.u32(nl.IFLA_EXT_MASK, nl.RTEXT_FILTER_SKIP_STATS))
+            while self._fd(ns) is not None and self._sock(ns).batch([probe])[0] != errno.ENODEV:
+                if time.monotonic() > deadline:
+                    return KernelError(f"the kernel has not finished removing {end} after {timeout:.0f} s",
+                                       errno.ETIMEDOUT)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
         return None
 
     def _send(self, pending: _Pending, results: list) -> bool:

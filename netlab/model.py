@@ -8,6 +8,7 @@ with file, line and field path, and all of them at once; nothing reaches the ker
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -129,6 +130,8 @@ def _python(node, path: Path, lines: dict[Path, int], loader, problems: list[Pro
 
 
 def _scalar(node, path: Path, loader, problems: list[Problem]):
+    if node.tag == "tag:yaml.org,2002:str":
+        return node.value  # most scalars are names and addresses: no constructor needed
     try:
         return loader.construct_object(node, deep=True)
     except yaml.YAMLError as exc:
@@ -322,8 +325,15 @@ def _check_mac(mac: str, at, problems) -> None:
         problems.append(Problem(at, "00:00:00:00:00:00 is not a usable MAC address"))
 
 
+@functools.lru_cache(maxsize=None)
 def normalize_address(text: str) -> str:
-    return str(ipaddress.ip_interface(text))
+    return str(_interface(text))
+
+
+@functools.lru_cache(maxsize=None)
+def _interface(text: str):
+    """ipaddress.ip_interface, parsed once per run: the checks and desired() both need it, per address."""
+    return ipaddress.ip_interface(text)
 
 
 def _check_addresses(ns: str, nspec: NamespaceSpec, problems: list[Problem]) -> None:
@@ -335,7 +345,7 @@ def _check_addresses(ns: str, nspec: NamespaceSpec, problems: list[Problem]) -> 
                 problems.append(Problem(at, f"{text!r} needs a prefix length, e.g. '{text}/24'"))
                 continue
             try:
-                iface = ipaddress.ip_interface(text)
+                iface = _interface(text)
             except ValueError:
                 problems.append(Problem(at, f"{text!r} is not an IPv4 or IPv6 address with a prefix length"))
                 continue

@@ -265,6 +265,8 @@ def link_dump_request() -> bytes:
 
 _LINK_FIELDS = frozenset({IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO,
                           IFLA_IFALIAS, IFLA_LINK_NETNSID})
+_NLA_F_NESTED = 0x8000
+_LINK_TYPES = _LINK_FIELDS | {kind | _NLA_F_NESTED for kind in _LINK_FIELDS}  # as sent, flag or not
 
 
 def decode_link(data: bytes, offset: int) -> dict:
@@ -277,9 +279,8 @@ def decode_link(data: bytes, offset: int) -> dict:
         length, kind = unpack(data, pos)
         if length < 4:
             break
-        kind &= 0x3FFF  # without the nested and byte-order flags
-        if kind in _LINK_FIELDS:
-            a[kind] = data[pos + 4:pos + length]
+        if kind in _LINK_TYPES:
+            a[kind & 0x3FFF] = data[pos + 4:pos + length]
         pos += (length + 3) & ~3
     kind = None
     if IFLA_LINKINFO in a:

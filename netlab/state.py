@@ -112,9 +112,15 @@ def state_from_dict(data: dict) -> State:
 
 def sorted_addresses(addresses) -> list[str]:
     """Addresses in a stable order: IPv4 before IPv6, then numerically."""
+    if len(addresses) < 2:
+        return list(addresses)
     import ipaddress
 
-    return sorted(addresses, key=lambda a: (ipaddress.ip_interface(a).version, ipaddress.ip_interface(a)))
+    def key(a: str):
+        iface = ipaddress.ip_interface(a)
+        return iface.version, iface
+
+    return sorted(addresses, key=key)
 
 
 def without_links(state: State, gone: set[tuple[str, str]]) -> State:
