@@ -22,7 +22,6 @@ import errno
 import ipaddress
 import os
 import resource
-import secrets
 import signal
 import socket
 import time
@@ -463,7 +462,7 @@ class Kernel:
     def _free_index(self, ns: str) -> int:
         taken = self._taken.setdefault(ns, set())
         while True:
-            index = (1 << 24) + secrets.randbelow((1 << 31) - (1 << 24) - 1)
+            index = (1 << 24) + int.from_bytes(os.urandom(4)) % ((1 << 31) - (1 << 24) - 1)
             if index not in taken:
                 taken.add(index)
                 return index
