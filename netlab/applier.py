@@ -37,10 +37,12 @@ def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State
         adapter.execute(plan.steps, plan.topology, results)
     except (KeyboardInterrupt, Interrupted):
         done = [plan.steps[i] for i, error in results if error is None]
-        why = f"interrupted at step {len(results) + 1}/{n}"
+        why = f"interrupted at step {max((i for i, _ in results), default=-1) + 2}/{n}"
         _roll_back(plan, adapter, done, before, observe, why, KernelError(why))  # always raises
-    done = [plan.steps[i] for i, error in results if error is None]
     failures = [(i, error) for i, error in results if error is not None]
+    # A step can be recorded as done and then as failed (a namespace deleted, whose teardown did not
+    # finish): it is undone like the others.
+    done = [plan.steps[i] for i, error in results if error is None]
     if failures:
         i, error = failures[0]
         step = plan.steps[i]
