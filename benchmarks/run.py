@@ -284,7 +284,6 @@ def main() -> None:
         for n in (int(x) for x in args.sizes.split(",")):
             results.append(measure(shape, n, args.repeat, tuple(args.contenders.split(","))))
     checks = ratios(results)
-    growth = []
     for shape in {r["shape"] for r in results}:
         by_n = {r["n"]: r["median"] for r in results if r["shape"] == shape}
         if 100 in by_n and 1000 in by_n:

@@ -94,7 +94,7 @@ def text(value: bytes | None) -> str | None:
 
 
 class NetlinkError(OSError):
-    """A request the kernel refused. `index` is its position in the batch it was sent in."""
+    """A request the kernel refused (`errno` is the kernel's error), or a reply that cannot be read."""
 
 
 class Socket:
