@@ -85,18 +85,24 @@ def apply(topo: Topology, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Plan:
 
 
 def destroy(topo: Topology | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Plan:
-    """Remove every namespace and link that carries the topology's mark, and nothing else."""
+    """Remove every namespace and link that carries the topology's mark, and nothing else. Given the
+    Topology, also remove the empty mount points its namespaces' names may have left in /run/netns (a
+    create interrupted between making the file and mounting the namespace on it): they are not
+    namespaces, nobody's, and `ip netns` would list them."""
     name = topo if isinstance(topo, str) else topo.name
+    stale = frozenset() if isinstance(topo, str) else frozenset(topo.namespaces) - {HOST}
     return _converge(name, State({HOST: Namespace(HOST)}), Scope(name, frozenset(), frozenset()),
-                     lock_timeout)
+                     lock_timeout, stale)
 
 
-def _converge(topology: str, want: State, scope: Scope, lock_timeout: float) -> Plan:
+def _converge(topology: str, want: State, scope: Scope, lock_timeout: float,
+              stale_mount_points: frozenset[str] = frozenset()) -> Plan:
     from . import applier
     from .lock import Lock
 
     require_privileges()
     with Lock(lock_timeout), _kernel() as kernel:
+        kernel.remove_empty_mount_points(stale_mount_points)
         before = _observe(kernel, scope)
         plan = make_plan(want, before, topology)
         if plan.empty:

@@ -166,6 +166,15 @@ class Kernel:
             self._indexes.pop(ns, None)
         self._taken.pop(ns, None)
 
+    def remove_empty_mount_points(self, names) -> None:
+        """Unlink /run/netns/NAME for each name whose file is empty and not a namespace: the mount point
+        of an interrupted create (ours, or `ip netns add`'s)."""
+        for ns in names:
+            path = os.path.join(NETNS_DIR, ns)
+            if os.path.isfile(path) and not os.path.islink(path) and os.path.getsize(path) == 0 \
+                    and not os.path.ismount(path) and self._fd(ns) is None:
+                os.unlink(path)
+
     def namespace_names(self) -> list[str]:
         try:
             return sorted(os.listdir(NETNS_DIR))
