@@ -107,8 +107,15 @@ def _converge(topology: str, want: State, scope: Scope, lock_timeout: float,
         plan = make_plan(want, before, topology)
         if plan.empty:
             return plan
-        applier.run(plan, kernel, before, lambda: _observe(kernel, scope))
-        left = make_plan(want, _observe(kernel, scope), topology)
+        observe = lambda: _observe(kernel, scope)  # noqa: E731
+        applier.run(plan, kernel, before, observe)
+        try:
+            left = make_plan(want, observe(), topology)
+        except (KeyboardInterrupt, applier.Interrupted):
+            if not stale_mount_points and not scope.namespaces and not scope.host_links:
+                raise  # a destroy: every step ran; what is left (nothing) the next destroy finds
+            # An apply is all or nothing until it returns: interrupted while checking, it rolls back.
+            applier.roll_back(plan, kernel, before, observe, "interrupted while checking the result")
         if not left.empty:
             raise NotConverged("every step succeeded, but the kernel still differs from the topology:\n"
                                + left.render())

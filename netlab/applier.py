@@ -50,6 +50,11 @@ def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State
         _roll_back(plan, adapter, done, before, observe, why, error)  # always raises
 
 
+def roll_back(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State], why: str) -> None:
+    """Undo a plan whose steps all ran. Raises RolledBack or RollbackIncomplete, like run()."""
+    _roll_back(plan, adapter, list(plan.steps), before, observe, why, KernelError(why))
+
+
 def _roll_back(plan, adapter, done, before, observe, why, cause):
     """Run the undos of `done` in reverse, past any that fail, then compare the kernel with `before`."""
     undos = [(step, undo) for step in reversed(done) for undo in step.undo]

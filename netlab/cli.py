@@ -109,7 +109,6 @@ def destroy(file: str = FileArg, output: Output = OutputOpt, lock_timeout: float
 
 
 def _change(command: str, file: str, output: Output, lock_timeout: float) -> None:
-    signal.signal(signal.SIGTERM, _on_sigterm)
     topo, plan = _call(command, file, output, lock_timeout=lock_timeout)
     if plan.empty:
         text = ("No changes. The kernel matches topology '%s'." % topo.name if command == "apply"
@@ -140,12 +139,22 @@ _drift = False
 
 
 def main() -> NoReturn:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
     except SystemExit as exc:
+        # The command has finished and said so: a signal now must not turn its result into a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         code = exc.code if isinstance(exc.code, int) else EXIT_ERROR if exc.code else EXIT_OK
-        # The parser exits 2 on a usage error; 2 is reserved for drift, so a usage error exits 1.
-        sys.exit(EXIT_ERROR if code == EXIT_DRIFT and not _drift else code)
+        if code == 130:  # the framework's exit for an interrupt outside the steps (those roll back)
+            print("interrupted before a change was made or after the last one; 'netlab diff' shows the state",
+                  file=sys.stderr)
+        # The parser exits 2 on a usage error; 2 is reserved for drift, so a usage error exits 1; and
+        # every other code is an error too.
+        if code not in (EXIT_OK, EXIT_ERROR) and not (code == EXIT_DRIFT and _drift):
+            code = EXIT_ERROR
+        sys.exit(code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(EXIT_ERROR)
