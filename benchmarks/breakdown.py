@@ -107,11 +107,11 @@ def decoders(kernel) -> dict[str, float]:
         return {}
     replies = kernel._sock(HOST).dump(nl.RTM_GETLINK, nl.link_dump_request())
     t = time.perf_counter()
-    for _, data, offset in replies:
-        nl.decode_link(data, offset)
+    for _, data in replies:
+        nl.decode_link(data)
     ours = time.perf_counter() - t
     t = time.perf_counter()
-    for _, data, offset in replies:
+    for _, data in replies:
         m = ifinfmsg(data)
         m.decode()
     theirs = time.perf_counter() - t

@@ -81,7 +81,7 @@ def show(topo: Topology) -> State:
 
 def apply(topo: Topology, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Plan:
     """Make the kernel match the topology; roll back on failure. Returns the plan that was applied."""
-    return _converge(topo.name, desired(topo), Scope.of(topo), lock_timeout)
+    return _converge(topo.name, desired(topo), Scope.of(topo), lock_timeout, all_or_nothing=True)
 
 
 def destroy(topo: Topology | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Plan:
@@ -92,11 +92,14 @@ def destroy(topo: Topology | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) ->
     name = topo if isinstance(topo, str) else topo.name
     stale = frozenset() if isinstance(topo, str) else frozenset(topo.namespaces) - {HOST}
     return _converge(name, State({HOST: Namespace(HOST)}), Scope(name, frozenset(), frozenset()),
-                     lock_timeout, stale)
+                     lock_timeout, stale_mount_points=stale)
 
 
-def _converge(topology: str, want: State, scope: Scope, lock_timeout: float,
-              stale_mount_points: frozenset[str] = frozenset()) -> Plan:
+def _converge(topology: str, want: State, scope: Scope, lock_timeout: float, *,
+              stale_mount_points: frozenset[str] = frozenset(), all_or_nothing: bool = False) -> Plan:
+    """Lock, read, plan, apply, and read again to confirm. With `all_or_nothing` (apply), an interrupt
+    while confirming rolls the whole plan back; without it (destroy), every step has run and the
+    interrupt is let through: the next destroy finds nothing left to do."""
     from . import applier
     from .lock import Lock
 
@@ -112,9 +115,8 @@ def _converge(topology: str, want: State, scope: Scope, lock_timeout: float,
         try:
             left = make_plan(want, observe(), topology)
         except (KeyboardInterrupt, applier.Interrupted):
-            if not stale_mount_points and not scope.namespaces and not scope.host_links:
-                raise  # a destroy: every step ran; what is left (nothing) the next destroy finds
-            # An apply is all or nothing until it returns: interrupted while checking, it rolls back.
+            if not all_or_nothing:
+                raise
             applier.roll_back(plan, kernel, before, observe, "interrupted while checking the result")
         if not left.empty:
             raise NotConverged("every step succeeded, but the kernel still differs from the topology:\n"

@@ -24,8 +24,9 @@ class Adapter(Protocol):
         have their results). A failed step has changed nothing."""
 
 
-class Interrupted(BaseException):
-    """Raised by a signal handler (SIGTERM) so that an apply stops between steps and rolls back."""
+class Interrupted(KeyboardInterrupt):
+    """Raised by the SIGTERM handler so that an apply stops between steps and rolls back. A kind of
+    KeyboardInterrupt, so that wherever it lands (an import, the output) it is handled as Ctrl-C is."""
 
 
 def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State]) -> None:

@@ -66,13 +66,6 @@ def _signals_held():
 
 
 @dataclass
-class _Raw:
-    """One namespace as dumped: links by index, with their addresses."""
-
-    links: dict[int, dict] = field(default_factory=dict)
-
-
-@dataclass
 class _Op:
     """One step as netlink requests. `cleanup` is sent if the first request succeeded and a later one
     failed, so that a failed step leaves nothing behind."""
@@ -129,7 +122,7 @@ class Kernel:
             fd = os.open(os.path.join(NETNS_DIR, ns), os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             return None
-        # An empty file left by an interrupted `ip netns add` is not a namespace: setns() refuses it. The
+        # An empty file left by an interrupted create is not a namespace: setns() refuses it. The
         # socket is opened while inside, so that each namespace is entered once.
         if _libc.setns(fd, CLONE_NEWNET) != 0:
             os.close(fd)
@@ -190,16 +183,16 @@ class Kernel:
         for ns in self.namespace_names():
             if ns not in wanted and self._fd(ns) is not None and self._lo_owner(ns) == topology:
                 wanted.add(ns)
-        raw: dict[str, _Raw] = {HOST: self._dump(HOST)}
+        raw: dict[str, dict[int, dict]] = {HOST: self._dump(HOST)}
         for ns in sorted(wanted):
             if self._fd(ns) is not None:
                 raw[ns] = self._dump(ns)
         peers = self._peers(raw)
         result = {}
-        for ns, r in raw.items():
+        for ns, dumped in raw.items():
             links = {}
-            for info in r.links.values():
-                link = self._link(ns, info, r, peers.get((ns, info["index"])))
+            for info in dumped.values():
+                link = self._link(info, dumped, peers.get((ns, info["index"])))
                 if ns == HOST and link.owner != topology and link.name not in host_links:
                     continue
                 links[link.name] = link
@@ -212,22 +205,23 @@ class Kernel:
             reply = self._sock(ns).get(nl.RTM_GETLINK, nl.ifinfo(index=1))
         except OSError:
             return None
-        return owner_from_alias(nl.decode_link(reply[0][1], reply[0][2])["alias"]) if reply else None
+        return owner_from_alias(nl.decode_link(reply)["alias"])
 
-    def _dump(self, ns: str) -> _Raw:
+    def _dump(self, ns: str) -> dict[int, dict]:
+        """The namespace's links by ifindex, each with its addresses."""
         sock = self._sock(ns)
-        r = _Raw()
-        for kind, data, offset in sock.dump(nl.RTM_GETLINK, nl.link_dump_request()):
+        links = {}
+        for kind, message in sock.dump(nl.RTM_GETLINK, nl.link_dump_request()):
             if kind == nl.RTM_NEWLINK:
-                info = nl.decode_link(data, offset)
-                r.links[info["index"]] = info
-        self._taken.setdefault(ns, set()).update(r.links)
-        for kind, data, offset in sock.dump(nl.RTM_GETADDR, nl.ifaddr(socket.AF_UNSPEC, 0, 0)):
-            got = nl.decode_address(data, offset) if kind == nl.RTM_NEWADDR else None
+                info = nl.decode_link(message)
+                links[info["index"]] = info
+        self._taken.setdefault(ns, set()).update(links)
+        for kind, message in sock.dump(nl.RTM_GETADDR, nl.ifaddr(socket.AF_UNSPEC, 0, 0)):
+            got = nl.decode_address(message) if kind == nl.RTM_NEWADDR else None
             if got is None:
                 continue
             index, family, packed, prefixlen, flags = got
-            link = r.links.get(index)
+            link = links.get(index)
             if link is None or not flags & nl.IFA_F_PERMANENT:
                 continue  # dynamic addresses (SLAAC, DHCP) belong to the kernel or a daemon
             if family == socket.AF_INET:
@@ -237,15 +231,15 @@ class Kernel:
             else:
                 text = str(ipaddress.IPv6Address(packed))  # the same spelling as the topology's, normalized
             link["addresses"].add(f"{text}/{prefixlen}")
-        return r
+        return links
 
-    def _peers(self, raw: dict[str, _Raw]) -> dict[tuple[str, int], tuple[str, dict]]:
+    def _peers(self, raw: dict[str, dict[int, dict]]) -> dict[tuple[str, int], tuple[str, dict]]:
         """The other end of every veth among the namespaces read, keyed by (namespace, ifindex): reciprocal
         ifindexes, and (across namespaces) the peer namespace's id as seen from this one, which is what
         IFLA_LINK_NETNSID names. Candidates are found through an index, so this is linear in links."""
         by_pair: dict[tuple[int, int], list[tuple[str, dict]]] = {}
-        for ns, r in raw.items():
-            for info in r.links.values():
+        for ns, links in raw.items():
+            for info in links.values():
                 if info["kind"] == "veth" and info["link"]:
                     by_pair.setdefault((info["index"], info["link"]), []).append((ns, info))
         found: dict[tuple[str, int], tuple[str, dict]] = {}
@@ -254,7 +248,7 @@ class Kernel:
                 if (ns, index) in found:
                     continue
                 if info["link_nsid"] is None:
-                    other = raw[ns].links.get(link)
+                    other = raw[ns].get(link)
                     if other and other["kind"] == "veth":
                         found[(ns, index)] = (ns, other)
                     continue
@@ -270,12 +264,12 @@ class Kernel:
         key = (ns, other)
         if key not in self._nsids:
             reply = self._sock(ns).get(nl.RTM_GETNSID, nl.nsid_request(self._fd(other)))
-            self._nsids[key] = nl.decode_nsid(reply[0][1], reply[0][2]) if reply else None
+            self._nsids[key] = nl.decode_nsid(reply)
         return self._nsids[key]
 
-    def _link(self, ns: str, info: dict, r: _Raw, found: tuple[str, dict] | None) -> Link:
+    def _link(self, info: dict, links: dict[int, dict], found: tuple[str, dict] | None) -> Link:
         peer = (found[0], found[1]["name"]) if found else None
-        master = r.links.get(info["master"], {}).get("name") if info["master"] else None
+        master = links.get(info["master"], {}).get("name") if info["master"] else None
         owner = owner_from_alias(info["alias"])
         if owner is None and found:
             owner = owner_from_alias(found[1]["alias"])  # a veth pair is one object: either end's mark counts
@@ -366,8 +360,7 @@ class Kernel:
         deadline, pause = time.monotonic() + timeout, 0.001
         for end in ends:
             ns, name = end.split("/", 1)
-            probe = nl.Request(nl.RTM_GETLINK, 0, nl.ifinfo() + nl.string(nl.IFLA_IFNAME, name)
-                               + nl.u32(nl.IFLA_EXT_MASK, nl.RTEXT_FILTER_SKIP_STATS))
+            probe = nl.link_by_name(name)
             while self._fd(ns) is not None and self._sock(ns).batch([probe])[0] != errno.ENODEV:
                 if time.monotonic() > deadline:
                     return KernelError(f"the kernel has not finished removing {end} after {timeout:.0f} s",
@@ -390,7 +383,8 @@ class Kernel:
                     sock.batch([op.cleanup])
                 if (step.action, code) in _ALREADY_SO:
                     code = 0
-                if step.action in ("delete_link", "create_link") and (code or step.action == "delete_link"):
+                if step.action == "delete_link" or (step.action == "create_link" and code):
+                    # The link is gone, or was never made: forget the ifindexes remembered for it.
                     self._indexes.get(step.namespace, {}).pop(step.name, None)
                     peer = (step.value or step.before or {}).get("peer")
                     if peer:
@@ -408,10 +402,12 @@ class Kernel:
             return known
         for attempt in (0, 1):
             try:
-                reply = self._sock(ns).get(nl.RTM_GETLINK, nl.ifinfo() + nl.string(nl.IFLA_IFNAME, name))
-                return nl.decode_link(reply[0][1], reply[0][2])["index"]
+                probe = nl.link_by_name(name)
+                return nl.decode_link(self._sock(ns).get(probe.type, probe.body))["index"]
             except nl.NetlinkError as exc:
-                if exc.errno != errno.ENODEV or attempt or not flush():
+                if exc.errno != errno.ENODEV:
+                    raise _error(exc.errno, f"look up {ns}/{name}") from None
+                if attempt or not flush():
                     return None
         return None
 
@@ -483,9 +479,7 @@ class Kernel:
     def _create_netns(self, step: Step, alias: str) -> None:
         path = os.path.join(NETNS_DIR, step.namespace)
         _prepare_netns_dir()
-        if os.path.lexists(path) and self._fd(step.namespace) is None and os.path.isfile(path) \
-                and os.path.getsize(path) == 0:
-            os.unlink(path)  # the empty mount point of an interrupted `ip netns add`: not a namespace
+        self.remove_empty_mount_points([step.namespace])
         fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
         os.close(fd)
         mounted, sock, nsfd = False, None, None
@@ -504,11 +498,10 @@ class Kernel:
         finally:
             if not mounted:
                 os.unlink(path)
-                for closing in (sock, nsfd):
-                    if isinstance(closing, nl.Socket):
-                        closing.close()
-                    elif closing is not None:
-                        os.close(closing)
+                if sock is not None:
+                    sock.close()
+                if nsfd is not None:
+                    os.close(nsfd)
         self._sockets[step.namespace] = sock
         self._fds[step.namespace] = nsfd
 

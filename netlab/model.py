@@ -69,6 +69,8 @@ class Topology(_Strict):
 
 # --- YAML with positions -----------------------------------------------------------------------------
 
+_ALIAS = "anchors and aliases are not supported"
+
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that refuses anchors and aliases (alias bombs; a topology never needs them)."""
@@ -87,9 +89,6 @@ class _Loader(yaml.SafeLoader):
 class _Document:
     data: Any
     lines: dict[Path, int]
-
-
-_ALIAS = "anchors and aliases are not supported"
 
 
 def _python(node, path: Path, lines: dict[Path, int], loader, problems: list[Problem], seen: set[int]):

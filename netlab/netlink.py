@@ -43,6 +43,7 @@ _IFADDR = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefixlen, flags, scope,
 _ATTR = struct.Struct("=HH")
 _ERR = struct.Struct("=i")
 CHUNK = 1 << 16  # bytes of requests per sendmsg; their acks fit the receive buffer many times over
+SO_RCVBUFFORCE = 33
 RCVBUF = 1 << 22  # the socket's receive buffer: room for the acks of a whole chunk
 RECV = 1 << 16  # bytes per recv(); the kernel fills at most 32 KiB per dump message batch
 
@@ -106,7 +107,7 @@ class Socket:
             self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)  # an error ack echoes only the header
             self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
             try:
-                self.sock.setsockopt(socket.SOL_SOCKET, 33, RCVBUF)  # SO_RCVBUFFORCE (needs CAP_NET_ADMIN)
+                self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)  # needs CAP_NET_ADMIN
             except OSError:
                 pass
             self.sock.bind((0, 0))
@@ -118,8 +119,21 @@ class Socket:
     def close(self) -> None:
         self.sock.close()
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
+    def _frame(self, kind: int, flags: int, body: bytes) -> bytes:
+        """One message with the next sequence number."""
+        self.seq += 1
+        return _HDR.pack(16 + len(body), kind, flags, self.seq, 0) + body
+
+    def _messages(self):
+        """The messages of one datagram: (type, flags, sequence number, buffer, offset)."""
+        data = self.sock.recv(RECV)
+        offset = 0
+        while offset + 16 <= len(data):
+            length, kind, flags, seq, _ = _HDR.unpack_from(data, offset)
+            if length < 16:
+                raise NetlinkError(0, "malformed netlink reply")
+            yield kind, flags, seq, data, offset
+            offset += (length + 3) & ~3
 
     def batch(self, requests: list[Request]) -> list[int]:
         """Send the requests in order, as few sendmsg calls as fit, each asking for an ack; return one
@@ -132,10 +146,8 @@ class Socket:
             packed, size, end = [], 0, start
             while end < len(requests) and (size < CHUNK or end == start):
                 r = requests[end]
-                self.seq += 1
-                packed.append(_HDR.pack(16 + len(r.body), r.type, r.flags | NLM_F_REQUEST | NLM_F_ACK,
-                                        self.seq, 0) + r.body)
-                size += 16 + len(r.body)
+                packed.append(self._frame(r.type, r.flags | NLM_F_REQUEST | NLM_F_ACK, r.body))
+                size += len(packed[-1])
                 end += 1
             self.sock.sendall(b"".join(packed))
             self._acks(first_seq, end - start, results, start)
@@ -145,15 +157,10 @@ class Socket:
     def _acks(self, first_seq: int, count: int, results: list[int], base: int) -> None:
         pending = count
         while pending:
-            data = self.sock.recv(RECV)
-            offset = 0
-            while offset + 16 <= len(data):
-                length, kind, _, seq, _ = _HDR.unpack_from(data, offset)
+            for kind, _, seq, data, offset in self._messages():
                 if kind == NLMSG_ERROR and first_seq <= seq < first_seq + count:
-                    code = -_ERR.unpack_from(data, offset + 16)[0]
-                    results[base + seq - first_seq] = code
+                    results[base + seq - first_seq] = -_ERR.unpack_from(data, offset + 16)[0]
                     pending -= 1
-                offset += (length + 3) & ~3
 
     def request(self, request: Request) -> None:
         """Send one request; raise NetlinkError if the kernel refuses it."""
@@ -161,41 +168,36 @@ class Socket:
         if code:
             raise NetlinkError(code, os.strerror(code))
 
-    def dump(self, kind: int, body: bytes) -> list[tuple[int, bytes, int]]:
-        """Every reply to a dump request, as (message type, buffer, offset of the message's body)."""
-        self.seq += 1
-        seq = self.seq
-        self.sock.sendall(_HDR.pack(16 + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
-        return self._replies(seq)
+    def dump(self, kind: int, body: bytes) -> list[tuple[int, bytes]]:
+        """Every reply to a dump request, as (message type, message)."""
+        self.sock.sendall(self._frame(kind, NLM_F_REQUEST | NLM_F_DUMP, body))
+        return self._replies(self.seq)
 
-    def get(self, kind: int, body: bytes) -> list[tuple[int, bytes, int]]:
-        """The reply to a non-dump request (one message, or an error)."""
-        self.seq += 1
-        seq = self.seq
-        self.sock.sendall(_HDR.pack(16 + len(body), kind, NLM_F_REQUEST, seq, 0) + body)
-        return self._replies(seq, multi=False)
+    def get(self, kind: int, body: bytes) -> bytes:
+        """The one message that answers a non-dump request; NetlinkError if the kernel refuses it."""
+        self.sock.sendall(self._frame(kind, NLM_F_REQUEST, body))
+        replies = self._replies(self.seq, multi=False)
+        if not replies:
+            raise NetlinkError(0, "no reply")
+        return replies[0][1]
 
-    def _replies(self, seq: int, multi: bool = True) -> list[tuple[int, bytes, int]]:
+    def _replies(self, seq: int, multi: bool = True) -> list[tuple[int, bytes]]:
         out = []
         while True:
-            data = self.sock.recv(RECV)
-            offset = 0
-            while offset + 16 <= len(data):
-                length, kind, flags, got, _ = _HDR.unpack_from(data, offset)
-                if length < 16:
-                    raise NetlinkError(0, "malformed netlink reply")
-                if got == seq:
-                    if kind == NLMSG_DONE:
-                        return out
-                    if kind == NLMSG_ERROR:
-                        code = -_ERR.unpack_from(data, offset + 16)[0]
-                        if code:
-                            raise NetlinkError(code, os.strerror(code))
-                        return out
-                    out.append((kind, data[offset:offset + length], 16))
-                    if not multi and not flags & NLM_F_MULTI:
-                        return out
-                offset += (length + 3) & ~3
+            for kind, flags, got, data, offset in self._messages():
+                if got != seq:
+                    continue
+                if kind == NLMSG_DONE:
+                    return out
+                if kind == NLMSG_ERROR:
+                    code = -_ERR.unpack_from(data, offset + 16)[0]
+                    if code:
+                        raise NetlinkError(code, os.strerror(code))
+                    return out
+                length = _HDR.unpack_from(data, offset)[0]
+                out.append((kind, data[offset:offset + length]))
+                if not multi and not flags & NLM_F_MULTI:
+                    return out
 
 
 # --- requests -------------------------------------------------------------------------------------------
@@ -263,15 +265,20 @@ def link_dump_request() -> bytes:
     return ifinfo() + u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
 
 
+def link_by_name(name: str) -> Request:
+    """RTM_GETLINK of one link by name, without statistics."""
+    return Request(RTM_GETLINK, 0, link_dump_request() + string(IFLA_IFNAME, name))
+
+
 _LINK_FIELDS = frozenset({IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO,
                           IFLA_IFALIAS, IFLA_LINK_NETNSID})
 _NLA_F_NESTED = 0x8000
 _LINK_TYPES = _LINK_FIELDS | {kind | _NLA_F_NESTED for kind in _LINK_FIELDS}  # as sent, flag or not
 
 
-def decode_link(data: bytes, offset: int) -> dict:
-    """The fields of an RTM_NEWLINK message that netlab compares. A link message carries some forty
-    attributes; only these eight are copied out."""
+def decode_link(data: bytes, offset: int = 16) -> dict:
+    """The fields of an RTM_NEWLINK message (its body at `offset`) that netlab compares. A link message
+    carries some forty attributes; only these eight are copied out."""
     _, _, index, flags, _ = _IFINFO.unpack_from(data, offset)
     a = {}
     pos, end, unpack = offset + _IFINFO.size, len(data), _ATTR.unpack_from
@@ -303,7 +310,7 @@ def decode_link(data: bytes, offset: int) -> dict:
     }
 
 
-def decode_address(data: bytes, offset: int) -> tuple[int, int, bytes, int, int] | None:
+def decode_address(data: bytes, offset: int = 16) -> tuple[int, int, bytes, int, int] | None:
     """(link index, family, packed address, prefix length, flags) of an RTM_NEWADDR message."""
     family, prefixlen, flags, _, index = _IFADDR.unpack_from(data, offset)
     a = attributes(data, offset + _IFADDR.size, len(data))
@@ -319,7 +326,7 @@ def nsid_request(fd: int) -> bytes:
     return struct.pack("=Bxxx", socket.AF_UNSPEC) + u32(NETNSA_FD, fd)
 
 
-def decode_nsid(data: bytes, offset: int) -> int | None:
+def decode_nsid(data: bytes, offset: int = 16) -> int | None:
     a = attributes(data, offset + 4, len(data))
     return _s32(a.get(NETNSA_NSID))
 

@@ -3,11 +3,10 @@ Inside the steps or the final check it rolls back and exits 1 (ROLLED_BACK), the
 before the first change it exits 1 having changed nothing; after the last step (closing sockets,
 printing) the topology is complete, whatever the exit code says.
 
-NETLAB_SIGNAL_POINTS sets the number of interrupts per signal (default 6).
+NETLAB_SIGNAL_POINTS sets the number of interrupts per signal (default 10).
 """
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -16,25 +15,17 @@ import time
 import pytest
 
 from conftest import ROOT
-from test_kernel_crash import canaries, ours, star, timed
+from interrupts import ours, spread_applies
 
 pytestmark = pytest.mark.kernel
-POINTS = int(os.environ.get("NETLAB_SIGNAL_POINTS", "6"))
+POINTS = int(os.environ.get("NETLAB_SIGNAL_POINTS", "10"))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_during_apply_rolls_back(lab, sig):
-    path = star(lab, 30)
-    canary = canaries(lab)
-    before = canary()
-    first_write = timed(lab, "diff", path, check=2)
-    full = timed(lab, "apply", path)
-    lab.netlab("destroy", path, check=0)
-    rng = random.Random(99 if "CI" in os.environ else None)
     rolled_back = 0
-    try:
-        for i in range(POINTS):
-            offset = first_write * 0.9 + (full - first_write * 0.9) * (i + rng.random()) / POINTS
+    with spread_applies(lab, POINTS, seed=99) as (path, offsets, user_objects_intact):
+        for i, offset in enumerate(offsets):
             proc = subprocess.Popen([sys.executable, "-m", "netlab", "apply", path], cwd=ROOT,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(offset)
@@ -49,8 +40,5 @@ def test_a_signal_during_apply_rolls_back(lab, sig):
             elif ours(lab):  # complete, never partial
                 assert lab.netlab("diff", path).returncode == 0, f"signal {i} at {offset:.3f} s: {err}"
             lab.netlab("destroy", path, check=0)
-            assert ours(lab) == [] and canary() == before
-        assert rolled_back >= 1, "no signal landed inside an apply"
-    finally:
-        subprocess.run(["ip", "netns", "del", f"{lab.p}user"], check=False)
-        subprocess.run(["ip", "link", "del", f"{lab.p}ubr"], check=False)
+            assert ours(lab) == [] and user_objects_intact()
+    assert rolled_back >= 1, "no signal landed inside an apply"

@@ -36,13 +36,13 @@ def test_decoded_links_and_addresses_agree_with_pyroute2(lab):
     with Kernel() as kernel:
         for ns in sorted(topo.namespaces):
             sock = kernel._sock(ns)
-            for kind, data, offset in sock.dump(nl.RTM_GETLINK, nl.link_dump_request()):
-                ours = nl.decode_link(data, offset)
+            for kind, data in sock.dump(nl.RTM_GETLINK, nl.link_dump_request()):
+                ours = nl.decode_link(data)
                 theirs = pyroute2_link(data)
                 assert {k: ours[k] for k in theirs} == theirs
                 compared += 1
-            for kind, data, offset in sock.dump(nl.RTM_GETADDR, nl.ifaddr(socket.AF_UNSPEC, 0, 0)):
-                index, family, packed, prefixlen, flags = nl.decode_address(data, offset)
+            for kind, data in sock.dump(nl.RTM_GETADDR, nl.ifaddr(socket.AF_UNSPEC, 0, 0)):
+                index, family, packed, prefixlen, flags = nl.decode_address(data)
                 m = ifaddrmsg(data)
                 m.decode()
                 address = m.get_attr("IFA_LOCAL") or m.get_attr("IFA_ADDRESS")
