@@ -81,7 +81,7 @@ def show(topo: Topology) -> State:
 
 def apply(topo: Topology, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Plan:
     """Make the kernel match the topology; roll back on failure. Returns the plan that was applied."""
-    return _converge(topo.name, desired(topo), Scope.of(topo), lock_timeout, all_or_nothing=True)
+    return _converge("apply", topo.name, desired(topo), Scope.of(topo), lock_timeout)
 
 
 def destroy(topo: Topology | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Plan:
@@ -91,15 +91,15 @@ def destroy(topo: Topology | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) ->
     namespaces, nobody's, and `ip netns` would list them."""
     name = topo if isinstance(topo, str) else topo.name
     stale = frozenset() if isinstance(topo, str) else frozenset(topo.namespaces) - {HOST}
-    return _converge(name, State({HOST: Namespace(HOST)}), Scope(name, frozenset(), frozenset()),
+    return _converge("destroy", name, State({HOST: Namespace(HOST)}), Scope(name, frozenset(), frozenset()),
                      lock_timeout, stale_mount_points=stale)
 
 
-def _converge(topology: str, want: State, scope: Scope, lock_timeout: float, *,
-              stale_mount_points: frozenset[str] = frozenset(), all_or_nothing: bool = False) -> Plan:
-    """Lock, read, plan, apply, and read again to confirm. With `all_or_nothing` (apply), an interrupt
-    while confirming rolls the whole plan back; without it (destroy), every step has run and the
-    interrupt is let through: the next destroy finds nothing left to do."""
+def _converge(command: str, topology: str, want: State, scope: Scope, lock_timeout: float, *,
+              stale_mount_points: frozenset[str] = frozenset()) -> Plan:
+    """Lock, read, plan, apply, and read again to confirm. An apply is all or nothing: an interrupt while
+    confirming rolls the whole plan back. A destroy that is interrupted stops (see applier.run); once
+    every step has run, the interrupt is let through: the next destroy finds nothing left to do."""
     from . import applier
     from .lock import Lock
 
@@ -111,11 +111,11 @@ def _converge(topology: str, want: State, scope: Scope, lock_timeout: float, *,
         if plan.empty:
             return plan
         observe = lambda: _observe(kernel, scope)  # noqa: E731
-        applier.run(plan, kernel, before, observe)
+        applier.run(plan, kernel, before, observe, command)
         try:
             left = make_plan(want, observe(), topology)
         except (KeyboardInterrupt, applier.Interrupted):
-            if not all_or_nothing:
+            if command != "apply":
                 raise
             applier.roll_back(plan, kernel, before, observe, "interrupted while checking the result")
         if not left.empty:

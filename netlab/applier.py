@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable, Protocol, Sequence
 
-from .errors import KernelError, RollbackIncomplete, RolledBack
+from .errors import KernelError, RollbackIncomplete, RolledBack, Stopped
 from .plan import Plan, Step
 from .state import State, differences
 
@@ -29,17 +29,28 @@ class Interrupted(KeyboardInterrupt):
     KeyboardInterrupt, so that wherever it lands (an import, the output) it is handled as Ctrl-C is."""
 
 
-def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State]) -> None:
-    """Apply `plan`. `before` is the live state the plan was made from; `observe` re-reads the same scope.
-    Raises RolledBack (the kernel is as before) or RollbackIncomplete (it is not; what is left is listed)."""
+def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State], command: str = "apply") -> None:
+    """Run `plan` for `command` (apply or destroy). `before` is the live state the plan was made from;
+    `observe` re-reads the same scope. On a failed step, raises RolledBack (the kernel is as before) or
+    RollbackIncomplete (it is not; what is left is listed). On an interrupt, an apply rolls back the same
+    way (all or nothing); a destroy stops between two steps and raises Stopped: the user asked it to stop,
+    not to rebuild what it removed, and running it again finishes the job."""
     results: list[tuple[int, KernelError | None]] = []
     n = len(plan.steps)
     try:
         adapter.execute(plan.steps, plan.topology, results)
     except (KeyboardInterrupt, Interrupted):
         done = [plan.steps[i] for i, error in results if error is None]
-        why = f"interrupted at step {max((i for i, _ in results), default=-1) + 2}/{n}"
-        _roll_back(plan, adapter, done, before, observe, why, KernelError(why))  # always raises
+        ran = max((i for i, _ in results), default=-1) + 1
+        why = (f"interrupted after the last step ({n}/{n})" if ran == n else
+               f"interrupted before step {ran + 1}/{n}")
+        if command == "destroy" and ran == n:
+            raise Stopped(f"{why}: every step has run, but the destroy was not confirmed; 'netlab destroy' "
+                          "again confirms it") from None
+        if command == "destroy":
+            raise Stopped(f"{why}: the destroy stopped there, {len(done)} step(s) done and none undone; "
+                          "run 'netlab destroy' again to finish") from None
+        _roll_back(plan, adapter, done, before, observe, why, KernelError(why), command)  # always raises
     failures = [(i, error) for i, error in results if error is not None]
     # A step can be recorded as done and then as failed (a namespace deleted, whose teardown did not
     # finish): it is undone like the others.
@@ -48,15 +59,16 @@ def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State
         i, error = failures[0]
         step = plan.steps[i]
         why = f"step {i + 1}/{n} failed: {step.action} {step.describe()}: {error}"
-        _roll_back(plan, adapter, done, before, observe, why, error)  # always raises
+        _roll_back(plan, adapter, done, before, observe, why, error, command)  # always raises
 
 
-def roll_back(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State], why: str) -> None:
+def roll_back(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State], why: str,
+              command: str = "apply") -> None:
     """Undo a plan whose steps all ran. Raises RolledBack or RollbackIncomplete, like run()."""
-    _roll_back(plan, adapter, list(plan.steps), before, observe, why, KernelError(why))
+    _roll_back(plan, adapter, list(plan.steps), before, observe, why, KernelError(why), command)
 
 
-def _roll_back(plan, adapter, done, before, observe, why, cause):
+def _roll_back(plan, adapter, done, before, observe, why, cause, command):
     """Run the undos of `done` in reverse, past any that fail, then compare the kernel with `before`."""
     undos = [(step, undo) for step in reversed(done) for undo in step.undo]
     failed_undos = []
@@ -81,9 +93,9 @@ def _roll_back(plan, adapter, done, before, observe, why, cause):
         leftovers = [f"could not read the kernel back: {exc}"]
     if leftovers:
         raise RollbackIncomplete(
-            f"{why}\nROLLBACK INCOMPLETE: the kernel is not as it was before the apply. Left over:\n  "
+            f"{why}\nROLLBACK INCOMPLETE: the kernel is not as it was before the {command}. Left over:\n  "
             + "\n  ".join(failed_undos + leftovers)
             + "\n  fix: run 'netlab apply' again to converge, or 'netlab destroy' to remove the topology",
             failed_undos + leftovers) from cause
-    raise RolledBack(f"{why}\nrolled back: {len(done)} step(s) undone; the kernel is as it was before the apply",
+    raise RolledBack(f"{why}\nrolled back: {len(done)} step(s) undone; the kernel is as it was before the {command}",
                      cause) from cause

@@ -8,6 +8,8 @@ the interface: they appear in messages and in `--output json` and are never rena
 
 from __future__ import annotations
 
+import errno as _errno
+import os
 from dataclasses import dataclass
 
 
@@ -71,6 +73,11 @@ class LockedError(NetlabError, TimeoutError):
     kind = "LOCKED"
 
 
+def errno_text(code: int) -> str:
+    """An errno as people and scripts look for it: 'File exists (EEXIST, errno 17)'."""
+    return f"{os.strerror(code)} ({_errno.errorcode.get(code, '?')}, errno {code})"
+
+
 class KernelError(NetlabError, OSError):
     """The kernel refused a request. `errno` is the kernel's reason."""
 
@@ -79,6 +86,12 @@ class KernelError(NetlabError, OSError):
     def __init__(self, message: str, errno: int | None = None):
         NetlabError.__init__(self, message)
         self.errno = errno
+
+    @classmethod
+    def of(cls, code: int, what: str = "") -> "KernelError":
+        """The error for errno `code`, what was being done first: 'look up n1/eth0: No such device
+        (ENODEV, errno 19)'."""
+        return cls(f"{what}{': ' if what else ''}{errno_text(code)}", code)
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "errno": self.errno}
@@ -105,6 +118,12 @@ class RollbackIncomplete(NetlabError):
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "leftovers": self.leftovers}
+
+
+class Stopped(NetlabError):
+    """A destroy was interrupted: it stopped between two steps and undid nothing; running it again finishes."""
+
+    kind = "INTERRUPTED"
 
 
 class NotConverged(NetlabError):

@@ -47,12 +47,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def _check(ret: int, what: str) -> None:
     if ret != 0:
-        code = ctypes.get_errno()
-        raise KernelError(f"{what}: {os.strerror(code)} (errno {code})", code)
-
-
-def _error(code: int, what: str = "") -> KernelError:
-    return KernelError(f"{what}{': ' if what else ''}{os.strerror(code)} (errno {code})", code)
+        raise KernelError.of(ctypes.get_errno(), what)
 
 
 @contextmanager
@@ -142,7 +137,7 @@ class Kernel:
             sock = self._sockets[HOST] = nl.Socket()
             return sock
         if self._fd(ns) is None:
-            raise KernelError(f"namespace {ns} does not exist", errno.ENOENT)
+            raise KernelError.of(errno.ENOENT, f"namespace {ns}")
         return self._sockets[ns]
 
     def _forget(self, ns: str) -> None:
@@ -193,9 +188,13 @@ class Kernel:
             links = {}
             for info in dumped.values():
                 link = self._link(info, dumped, peers.get((ns, info["index"])))
-                if ns == HOST and link.owner != topology and link.name not in host_links:
-                    continue
                 links[link.name] = link
+            if ns == HOST:
+                # The root namespace's own links, and the user's ports on them: a rollback that rebuilds a
+                # bridge takes those back too.
+                ours = {n: l for n, l in links.items() if l.owner == topology or n in host_links}
+                links = {n: l for n, l in links.items() if n in ours or (
+                         l.master in ours and ours[l.master].kind == "bridge")}
             owner = None if ns == HOST else links.get(LOOPBACK, Link(LOOPBACK, "loopback")).owner
             result[ns] = Namespace(ns, owner, links)
         return State(result)
@@ -325,7 +324,7 @@ class Kernel:
                     except OSError as exc:
                         flush()
                         results.append((position, exc if isinstance(exc, KernelError)
-                                        else _error(exc.errno or 0)))
+                                        else KernelError.of(exc.errno or 0)))
                         return
                     results.append((position, None))
                     if step.action == "delete_netns":
@@ -363,8 +362,8 @@ class Kernel:
             probe = nl.link_by_name(name)
             while self._fd(ns) is not None and self._sock(ns).batch([probe])[0] != errno.ENODEV:
                 if time.monotonic() > deadline:
-                    return KernelError(f"the kernel has not finished removing {end} after {timeout:.0f} s",
-                                       errno.ETIMEDOUT)
+                    return KernelError.of(errno.ETIMEDOUT, f"the kernel has not finished removing {end} "
+                                                          f"after {timeout:.0f} s")
                 time.sleep(pause)
                 pause = min(pause * 2, 0.02)
         return None
@@ -389,7 +388,7 @@ class Kernel:
                     peer = (step.value or step.before or {}).get("peer")
                     if peer:
                         self._indexes.get(peer["namespace"], {}).pop(peer["name"], None)
-                outcome.append((position, _error(code) if code else None))
+                outcome.append((position, KernelError.of(code) if code else None))
                 failed = failed or bool(code)
             results.extend(outcome)
         return failed
@@ -406,7 +405,7 @@ class Kernel:
                 return nl.decode_link(self._sock(ns).get(probe.type, probe.body))["index"]
             except nl.NetlinkError as exc:
                 if exc.errno != errno.ENODEV:
-                    raise _error(exc.errno, f"look up {ns}/{name}") from None
+                    raise KernelError.of(exc.errno, f"look up {ns}/{name}") from None
                 if attempt or not flush():
                     return None
         return None
@@ -430,14 +429,14 @@ class Kernel:
         if a == "set_master":
             master = self._index(ns, step.value, flush)
             if master is None:
-                raise KernelError(f"no link {step.value} in namespace {ns}", errno.ENODEV)
+                raise KernelError.of(errno.ENODEV, f"link {ns}/{step.value}")
             return _Op([nl.set_link(name, master=master)])
         if a in ("add_address", "delete_address"):
             index = self._index(ns, name, flush)
             if index is None:
                 if a == "delete_address":
                     return None  # the link is gone, and its addresses with it
-                raise KernelError(f"no link {name} in namespace {ns}", errno.ENODEV)
+                raise KernelError.of(errno.ENODEV, f"link {ns}/{name}")
             iface = ipaddress.ip_interface(step.value)
             family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
             return _Op([nl.address(a == "add_address", index, family, iface.ip.packed, iface.network.prefixlen)])
@@ -458,7 +457,7 @@ class Kernel:
             if p["namespace"] != step.namespace:
                 peer["net_ns_fd"] = self._fd(p["namespace"])
                 if peer["net_ns_fd"] is None:
-                    raise KernelError(f"namespace {p['namespace']} does not exist", errno.ENOENT)
+                    raise KernelError.of(errno.ENOENT, f"namespace {p['namespace']}")
             # The peer's index is chosen too (the kernel allows it when the first end's is): the steps
             # that address the peer then need no lookup.
             peer["index"] = self._free_index(p["namespace"])

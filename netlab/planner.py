@@ -62,16 +62,23 @@ def plan(desired: State, live: State, topology: str) -> Plan:
     # that undo, run in reverse, recreates the bridges before the ports that join them.
     links = _delete_link_steps(doomed, live, topology, removed)
     steps += [s for s in links if s.before["kind"] != "bridge"]
+    rank = {ns: i for i, ns in enumerate(gone_ns)}
     for ns in gone_ns:
-        steps.append(Step("delete_netns", ns, value=_dies_with(live.namespaces[ns], set(gone_ns), doomed),
+        steps.append(Step("delete_netns", ns, value=_dies_with(live.namespaces[ns], rank, doomed),
                           reason="not in the topology",
-                          undo=_rebuild_namespace(live, ns, gone_ns, doomed, topology)))
+                          undo=_rebuild_namespace(live, ns, rank, doomed, topology)))
     steps += [s for s in links if s.before["kind"] == "bridge"]
 
-    # Create what is missing.
+    # Create what is missing. Undoing a namespace's creation deletes it, and with it the veths that will
+    # have an end in it: the adapter waits for their other ends to go before the rollback is judged.
+    crossing: dict[str, set[str]] = {}
+    for ns, want in _desired_links(desired):
+        if want.kind == "veth" and want.peer and want.peer[0] != ns:
+            crossing.setdefault(want.peer[0], set()).add(f"{ns}/{want.name}")
     for ns in sorted(desired.namespaces):
         if ns != HOST and ns not in after.namespaces:
-            steps.append(Step("create_netns", ns, undo=(Step("delete_netns", ns),)))
+            steps.append(Step("create_netns", ns, undo=(
+                Step("delete_netns", ns, value=sorted(crossing[ns]) if ns in crossing else None),)))
             after = State({**after.namespaces, ns: Namespace(ns, topology, {
                 LOOPBACK: Link(LOOPBACK, "loopback", addresses=None, up=False)})})
     created: list[tuple[str, Link]] = []
@@ -266,15 +273,19 @@ def _rebuild_link(ns: str, link: Link, peer: Link | None, topology: str,
     return tuple(steps)
 
 
-def _dies_with(ns: Namespace, gone_ns: set[str], doomed: dict[Key, str]) -> list[str] | None:
-    """The ends ("namespace/name") in surviving namespaces of the veths that die with namespace `ns`."""
+def _dies_with(ns: Namespace, rank: dict[str, int], doomed: dict[Key, str]) -> list[str] | None:
+    """The ends ("namespace/name") elsewhere of the veths that die with namespace `ns`: in namespaces that
+    stay, or that are removed after it (`rank` orders the removed ones). Until the kernel's teardown has
+    removed them their names are taken, so the adapter waits for them; were it to stop before the later
+    removals (a fault), a rollback could not rebuild the veth while its old end still holds the name."""
+    mine = rank[ns.name]
     ends = sorted("/".join(link.peer) for link in ns.links.values()
-                  if link.kind == "veth" and link.peer and link.peer[0] not in gone_ns
-                  and link.peer[0] != ns.name and (ns.name, link.name) not in doomed and link.peer not in doomed)
+                  if link.kind == "veth" and link.peer and rank.get(link.peer[0], mine + 1) > mine
+                  and (ns.name, link.name) not in doomed and link.peer not in doomed)
     return ends or None
 
 
-def _rebuild_namespace(live: State, name: str, gone_ns: list[str], doomed: dict[Key, str],
+def _rebuild_namespace(live: State, name: str, rank: dict[str, int], doomed: dict[Key, str],
                        topology: str) -> tuple[Step, ...]:
     """Undo of delete_netns: recreate it with the links of ours that died with it. A veth between two
     removed namespaces is rebuilt by the undo of the one removed first, which runs last, when both exist
@@ -292,7 +303,7 @@ def _rebuild_namespace(live: State, name: str, gone_ns: list[str], doomed: dict[
             if link.peer is None or link.peer in doomed:
                 continue
             other = link.peer[0]
-            if other != name and other in gone_ns and gone_ns.index(other) < gone_ns.index(name):
+            if other != name and rank.get(other, rank[name]) < rank[name]:
                 continue  # the other namespace's undo rebuilds it
             peer = live.link(*link.peer)
             if peer is None:

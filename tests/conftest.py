@@ -45,6 +45,14 @@ class Lab:
         self.p = "t" + secrets.token_hex(2)
         self.tmp = tmp_path
         self.topologies: set[str] = set()
+        self.made_by_hand: list[tuple[str, str]] = []  # ("netns" | "link", name), what the test made as a user
+
+    def ip(self, *args: str) -> None:
+        """Run `ip` as a user would; namespaces and root-namespace links it adds are removed at teardown
+        (anything else left under the prefix is reported as a leftover)."""
+        subprocess.run(["ip", *args], check=True)
+        if args[0] in ("netns", "link") and args[1] == "add":
+            self.made_by_hand.append((args[0], args[2]))
 
     def write(self, text: str, filename: str = "topo.yaml") -> str:
         """Write a topology; '@' in the text stands for this test's prefix."""
@@ -109,6 +117,8 @@ class Lab:
         from netlab import api
 
         left = []
+        for kind, name in reversed(self.made_by_hand):
+            subprocess.run(["ip", kind, "del", name], check=False, capture_output=True)
         for topo in self.topologies:
             try:
                 api.destroy(topo)
@@ -130,4 +140,19 @@ def lab(tmp_path):
     _require_root()
     lab = Lab(tmp_path)
     yield lab
-    lab.cleanup()
+    left = lab.cleanup()
+    if left:
+        pytest.fail(f"the test left objects behind: {left}", pytrace=False)
+
+
+@pytest.fixture
+def canaries(lab):
+    """A user's objects beside the test's topology (tests/canaries.py); the test checks them where it
+    matters, and at teardown they must be as they were (a port freed by a destroy of its bridge aside)."""
+    from canaries import Canaries
+
+    made = Canaries(lab)
+    yield made
+    changed = made.changes(port_freed=True)
+    if changed:
+        pytest.fail(f"a user's objects were changed: {changed}", pytrace=False)

@@ -1,13 +1,11 @@
-"""What the crash and interrupt suites share: a 40-namespace topology, a user's objects beside it that
-must come through byte-identical, and moments spread over the span in which `netlab apply` writes."""
+"""What the crash and interrupt suites share: a 40-namespace topology, and moments spread over the span in
+which `netlab apply` or `netlab destroy` writes."""
 
 import os
 import random
-import subprocess
 import time
-from contextlib import contextmanager
 
-from conftest import ip_json, netns_names
+from conftest import netns_names
 from test_kernel_reconcile import HOST_BRIDGE, SEED
 
 
@@ -22,10 +20,9 @@ def star(lab, n: int) -> str:
 
 
 def ours(lab) -> list[str]:
-    """Namespaces and root-namespace links with the test's prefix, the user's objects left out."""
-    names = [n for n in netns_names() if n.startswith(lab.p) and n != f"{lab.p}user"]
-    links = [n for n in lab.links() if n.startswith(lab.p) and n != f"{lab.p}ubr"]
-    return names + links
+    """Namespaces and root-namespace links with the test's prefix, the user's canaries (`<p>u...`) left out."""
+    mine = lambda name: name.startswith(lab.p) and not name.startswith(f"{lab.p}u")  # noqa: E731
+    return [n for n in netns_names() if mine(n)] + [n for n in lab.links() if mine(n)]
 
 
 def _timed(lab, *args, check: int) -> float:
@@ -34,31 +31,17 @@ def _timed(lab, *args, check: int) -> float:
     return time.perf_counter() - start
 
 
-@contextmanager
-def spread_applies(lab, points: int, seed: int):
-    """Yields (topology file, `points` offsets in seconds from the start of `netlab apply`, a function
-    telling whether the user's namespace and bridge are as they were). The offsets cover the span from
-    about when reading ends (a `diff` takes that long) to the end of a whole apply; with CI set they are
-    the same on every run. The user's objects are removed afterwards."""
+def spread(lab, command: str, points: int, seed: int) -> tuple[str, list[float]]:
+    """(topology file, `points` offsets in seconds from the start of `netlab <command>`, apply or
+    destroy). The offsets cover the span from about when reading ends (a `diff` takes that long) to the
+    end of a whole run of the command; with CI set they are the same on every run."""
     path = star(lab, 30)
-    subprocess.run(["ip", "netns", "add", f"{lab.p}user"], check=True)
-    subprocess.run(["ip", "link", "add", f"{lab.p}ubr", "type", "bridge"], check=True)
-    subprocess.run(["ip", "addr", "add", "192.0.2.1/24", "dev", f"{lab.p}ubr"], check=True)
-
-    def user_objects():
-        link = ip_json("-d", "addr", "show", f"{lab.p}ubr")[0]
-        return (link["ifindex"], link["address"], [a["local"] for a in link["addr_info"]],
-                f"{lab.p}user" in netns_names())
-
-    before = user_objects()
-    try:
-        first_write = _timed(lab, "diff", path, check=2)
-        full = _timed(lab, "apply", path, check=0)
+    first_write = _timed(lab, "diff", path, check=2)
+    full = _timed(lab, "apply", path, check=0)
+    if command == "destroy":
+        full = _timed(lab, "destroy", path, check=0)
+    else:
         lab.netlab("destroy", path, check=0)
-        rng = random.Random(seed if "CI" in os.environ else None)
-        start = first_write * 0.9
-        offsets = [start + (full - start) * (i + rng.random()) / points for i in range(points)]
-        yield path, offsets, lambda: user_objects() == before
-    finally:
-        subprocess.run(["ip", "netns", "del", f"{lab.p}user"], check=False)
-        subprocess.run(["ip", "link", "del", f"{lab.p}ubr"], check=False)
+    rng = random.Random(seed if "CI" in os.environ else None)
+    start = first_write * 0.9
+    return path, [start + (full - start) * (i + rng.random()) / points for i in range(points)]

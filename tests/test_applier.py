@@ -6,7 +6,7 @@ import errno
 import pytest
 
 from netlab import applier
-from netlab.errors import RollbackIncomplete, RolledBack
+from netlab.errors import RollbackIncomplete, RolledBack, Stopped
 from netlab.model import desired, loads
 from netlab.planner import plan
 from netlab.state import differences
@@ -59,13 +59,26 @@ def test_failure_at_every_step_rolls_back(name, start, want, code, tail):
 
 
 @pytest.mark.parametrize("name,start,want", list(transitions()), ids=lambda x: x if isinstance(x, str) else "")
-def test_interrupt_at_every_step_rolls_back(name, start, want):
+def test_interrupt_at_every_step_rolls_back_an_apply_and_stops_a_destroy(name, start, want):
     p = plan(want, FakeKernel(start).observe(), "big")
-    for k in range(1, len(p.steps) + 1):
+    n = len(p.steps)
+    for k in range(1, n + 1):
         fake = FakeKernel(start, interrupt_after=k)  # the signal arrives just after step k ran
-        with pytest.raises(RolledBack, match="interrupted"):
-            applier.run(p, fake, start, fake.observe)
-        assert differences(start, fake.observe()) == [], f"k={k}"
+        if name != "destroy":
+            with pytest.raises(RolledBack, match="interrupted"):
+                applier.run(p, fake, start, fake.observe)
+            assert differences(start, fake.observe()) == [], f"k={k}"
+            continue
+        with pytest.raises(Stopped) as info:
+            applier.run(p, fake, start, fake.observe, "destroy")
+        assert str(info.value).startswith(
+            f"interrupted after the last step ({n}/{n}): every step has run" if k == n else
+            f"interrupted before step {k + 1}/{n}: the destroy stopped there, {k} step(s) done and none undone")
+        assert len(fake.executed) == k  # nothing undone
+        again = plan(want, fake.observe(), "big")  # the next destroy does the rest
+        fake.interrupt_after = None
+        applier.run(again, fake, fake.observe(), fake.observe, "destroy")
+        assert plan(want, fake.observe(), "big").empty, f"k={k}"
 
 
 @pytest.mark.parametrize("name,start,want", list(transitions()), ids=lambda x: x if isinstance(x, str) else "")

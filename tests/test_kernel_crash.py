@@ -1,8 +1,9 @@
-"""Crashes (part of issue 4): `netlab apply` killed with SIGKILL at moments spread over its run. After
-each kill, either the next `apply` converges (and `diff` then exits 0) or the next `destroy` leaves no
-namespace, link or /run/netns entry of the topology; and a user's objects next to it are untouched.
+"""Crashes (part of issue 4): `netlab apply` and `netlab destroy` killed with SIGKILL at moments spread
+over their writes. After each kill, the next `apply` converges (and `diff` then exits 0) and the next
+`destroy` leaves no namespace, link or /run/netns entry of the topology; a user's objects beside it
+(tests/canaries.py) come through byte-identical.
 
-NETLAB_CRASH_POINTS sets the number of kills (default 12; a soak run may use 200).
+NETLAB_CRASH_POINTS sets the number of kills per command (default 12; a soak run may use 200).
 """
 
 import os
@@ -13,28 +14,52 @@ import time
 import pytest
 
 from conftest import ROOT
-from interrupts import ours, spread_applies
+from interrupts import ours, spread
 
 pytestmark = pytest.mark.kernel
 POINTS = int(os.environ.get("NETLAB_CRASH_POINTS", "12"))
 
 
-def test_sigkill_during_apply_then_apply_or_destroy_recovers(lab):
+def kill_at(path: str, command: str, offset: float) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "netlab", command, path], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(offset)
+    proc.kill()
+    proc.wait()
+
+
+def recover(lab, canaries, path: str, i: int, why: str) -> None:
+    """Every other time apply first (it converges, `diff` is clean); then destroy leaves nothing."""
+    if i % 2 == 0:
+        lab.netlab("apply", path, check=0)
+        lab.netlab("diff", path, check=0)
+        assert lab.ping(f"{lab.p}n1", "10.0.0.3")
+        assert canaries.changes(port_freed=True) == [], why
+    lab.netlab("destroy", path, check=0)
+    assert ours(lab) == [], f"{why}: left {ours(lab)}"
+    assert canaries.changes(port_freed=True) == [], why
+
+
+def test_sigkill_during_apply_then_apply_or_destroy_recovers(lab, canaries):
     partial = 0
-    with spread_applies(lab, POINTS, seed=1234) as (path, offsets, user_objects_intact):
-        for i, offset in enumerate(offsets):
-            proc = subprocess.Popen([sys.executable, "-m", "netlab", "apply", path], cwd=ROOT,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(offset)
-            proc.kill()
-            proc.wait()
-            if ours(lab) and lab.netlab("diff", path).returncode == 2:
-                partial += 1  # killed in the middle: some of the topology exists, not all
-            if i % 2 == 0:
-                lab.netlab("apply", path, check=0)
-                lab.netlab("diff", path, check=0)
-                assert lab.ping(f"{lab.p}n1", "10.0.0.3")
-            lab.netlab("destroy", path, check=0)
-            assert ours(lab) == [], f"kill {i} at {offset:.3f} s left {ours(lab)}"
-            assert user_objects_intact()
+    path, offsets = spread(lab, "apply", POINTS, seed=1234)
+    for i, offset in enumerate(offsets):
+        kill_at(path, "apply", offset)
+        if ours(lab) and lab.netlab("diff", path).returncode == 2:
+            partial += 1  # killed in the middle: some of the topology exists, not all
+        recover(lab, canaries, path, i, f"kill {i} at {offset:.3f} s")
     assert partial >= max(1, POINTS // 8), f"only {partial} of {POINTS} kills landed inside an apply"
+
+
+def test_sigkill_during_destroy_then_destroy_or_apply_recovers(lab, canaries):
+    partial = 0
+    path, offsets = spread(lab, "destroy", POINTS, seed=4321)
+    for i, offset in enumerate(offsets):
+        lab.netlab("apply", path, check=0)
+        canaries.join(f"{lab.p}sbr")  # a user's port on the topology's bridge, freed when it goes
+        kill_at(path, "destroy", offset)
+        left = ours(lab)
+        if left and lab.netlab("diff", path).returncode == 2:
+            partial += 1  # killed in the middle: some of the topology is gone, not all
+        recover(lab, canaries, path, i, f"kill {i} at {offset:.3f} s")
+    assert partial >= max(1, POINTS // 8), f"only {partial} of {POINTS} kills landed inside a destroy"

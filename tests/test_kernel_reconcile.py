@@ -135,29 +135,24 @@ def test_changing_the_file_converges(lab):
     assert lab.ping(f"{p}n2", "10.0.0.2")
 
 
-def test_destroy_removes_everything_it_made_and_nothing_else(lab):
+def test_destroy_removes_everything_it_made_and_nothing_else(lab, canaries):
     p = lab.p
-    # canaries a user made by hand before netlab ran
-    subprocess.run(["ip", "netns", "add", f"{p}usr"], check=True)
-    subprocess.run(["ip", "link", "add", f"{p}ubr", "type", "bridge"], check=True)
-    subprocess.run(["ip", "link", "add", f"{p}uv0", "type", "veth", "peer", "name", f"{p}uv1"], check=True)
-    subprocess.run(["ip", "link", "set", f"{p}uv0", "master", f"{p}ubr"], check=True)
-    subprocess.run(["ip", "addr", "add", "198.51.100.1/24", "dev", f"{p}ubr"], check=True)
-    path = lab.write(SEED)
+    path = lab.write(SEED + "\n".join(HOST_BRIDGE.split("\n")[3:]))
     lab.netlab("apply", path, check=0)
-    canaries = {ns: lab.links(ns) for ns in [f"{p}usr"]}
-    host = lab.snapshot()["<host>"]
+    canaries.join(f"{p}br")  # a user's port on netlab's bridge
+    lab.netlab("apply", path, check=0)
+    assert canaries.changes() == []
     out = lab.netlab("destroy", path, check=0).stdout
     assert "Destroy complete" in out
-    assert [ns for ns in netns_names() if ns.startswith(p)] == [f"{p}usr"]
-    assert lab.snapshot()["<host>"] == host
-    assert {ns: lab.links(ns) for ns in canaries} == canaries
+    assert [ns for ns in netns_names() if ns.startswith(p)] == [f"{p}user"]
+    assert sorted(n for n in lab.links() if n.startswith(p)) == sorted(canaries.state()["<host>"])
+    assert canaries.changes(port_freed=True) == [] and lab.links()[f"{p}up0"]["master"] is None
     assert "Nothing to destroy" in lab.netlab("destroy", path, check=0).stdout
 
 
 def test_destroy_leaves_unmarked_objects_with_the_topologys_names(lab):
     p = lab.p
-    subprocess.run(["ip", "netns", "add", f"{p}n0"], check=True)  # never applied: a user's namespace
+    lab.ip("netns", "add", f"{p}n0")  # never applied: a user's namespace
     path = lab.write(SEED)
     assert "Nothing to destroy" in lab.netlab("destroy", path, check=0).stdout
     assert f"{p}n0" in netns_names()
@@ -165,7 +160,7 @@ def test_destroy_leaves_unmarked_objects_with_the_topologys_names(lab):
 
 def test_a_wanted_name_that_exists_without_the_mark_stops_apply_before_any_change(lab):
     p = lab.p
-    subprocess.run(["ip", "netns", "add", f"{p}n1"], check=True)
+    lab.ip("netns", "add", f"{p}n1")
     path = lab.write(SEED)
     proc = lab.netlab("apply", path, check=1)
     assert "CONFLICT" in proc.stderr and f"namespace {p}n1 exists and was not made by netlab" in proc.stderr
@@ -190,21 +185,21 @@ namespaces:
 """
 
 
-def test_host_bridge_and_a_users_port_on_it_survives_destroy(lab):
+def test_host_bridge_and_a_users_port_on_it_survives_destroy(lab, canaries):
     p = lab.p
     path = lab.write(HOST_BRIDGE)
     lab.netlab("apply", path, check=0)
     assert lab.ping(f"{p}c1", "10.1.0.12") and lab.ping(f"{p}c2", "10.1.0.1")
-    subprocess.run(["ip", "link", "add", f"{p}u0", "type", "veth", "peer", "name", f"{p}u1"], check=True)
-    subprocess.run(["ip", "link", "set", f"{p}u0", "master", f"{p}br"], check=True)
+    canaries.join(f"{p}br")
     lab.netlab("diff", path, check=0)  # a foreign port on our bridge is not drift
+    assert f"{p}up0" in lab.netlab("show", path, check=0).stdout  # but it is shown
     lab.netlab("apply", path, check=0)
-    assert lab.links()[f"{p}u0"]["master"] == f"{p}br"
+    assert canaries.changes() == []
     lab.netlab("destroy", path, check=0)
     host = lab.links()
     assert f"{p}br" not in host and f"{p}h1" not in host and f"{p}h2" not in host
-    assert f"{p}u0" in host and f"{p}u1" in host  # the user's veth survives
-    assert not [ns for ns in netns_names() if ns.startswith(p)]
+    assert canaries.changes(port_freed=True) == []  # the user's veth survives, freed
+    assert [ns for ns in netns_names() if ns.startswith(p)] == [f"{p}user"]
 
 
 def test_read_only_commands_create_nothing(lab):

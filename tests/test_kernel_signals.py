@@ -1,9 +1,11 @@
 """Interrupts (part of issue 4): SIGINT or SIGTERM during `netlab apply` never leaves a partial topology.
 Inside the steps or the final check it rolls back and exits 1 (ROLLED_BACK), the kernel as it was;
 before the first change it exits 1 having changed nothing; after the last step (closing sockets,
-printing) the topology is complete, whatever the exit code says.
+printing) the topology is complete, whatever the exit code says. During `netlab destroy`, it stops
+between steps and exits 1 (or finishes), and the next `destroy` completes. A user's objects beside the
+topology (tests/canaries.py) come through byte-identical.
 
-NETLAB_SIGNAL_POINTS sets the number of interrupts per signal (default 10).
+NETLAB_SIGNAL_POINTS sets the number of interrupts per signal and command (default 10).
 """
 
 import os
@@ -15,30 +17,58 @@ import time
 import pytest
 
 from conftest import ROOT
-from interrupts import ours, spread_applies
+from interrupts import ours, spread
 
 pytestmark = pytest.mark.kernel
 POINTS = int(os.environ.get("NETLAB_SIGNAL_POINTS", "10"))
+SIGNALS = pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_during_apply_rolls_back(lab, sig):
+def interrupt(path: str, command: str, offset: float, sig: int) -> tuple[int, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "netlab", command, path], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(offset)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    # 1 from netlab; the signal's own code only if it came while Python was still importing
+    assert proc.returncode in (0, 1, -sig), err
+    assert "Traceback" not in err or proc.returncode == -sig, err
+    return proc.returncode, err
+
+
+@SIGNALS
+def test_a_signal_during_apply_rolls_back(lab, canaries, sig):
     rolled_back = 0
-    with spread_applies(lab, POINTS, seed=99) as (path, offsets, user_objects_intact):
-        for i, offset in enumerate(offsets):
-            proc = subprocess.Popen([sys.executable, "-m", "netlab", "apply", path], cwd=ROOT,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(offset)
-            proc.send_signal(sig)
-            out, err = proc.communicate(timeout=120)
-            # 1 from netlab; the signal's own code only if it came while Python was still importing
-            assert proc.returncode in (0, 1, -sig), err
-            assert "Traceback" not in err or proc.returncode == -sig, err
-            if "ROLLED_BACK" in err:
-                rolled_back += 1
-                assert ours(lab) == [], f"signal {i} at {offset:.3f} s: {err}\nleft {ours(lab)}"
-            elif ours(lab):  # complete, never partial
-                assert lab.netlab("diff", path).returncode == 0, f"signal {i} at {offset:.3f} s: {err}"
-            lab.netlab("destroy", path, check=0)
-            assert ours(lab) == [] and user_objects_intact()
+    path, offsets = spread(lab, "apply", POINTS, seed=99)
+    for i, offset in enumerate(offsets):
+        _, err = interrupt(path, "apply", offset, sig)
+        if "ROLLED_BACK" in err:
+            rolled_back += 1
+            assert ours(lab) == [], f"signal {i} at {offset:.3f} s: {err}\nleft {ours(lab)}"
+        elif ours(lab):  # complete, never partial
+            assert lab.netlab("diff", path).returncode == 0, f"signal {i} at {offset:.3f} s: {err}"
+        assert canaries.changes() == []
+        lab.netlab("destroy", path, check=0)
+        assert ours(lab) == [] and canaries.changes() == []
     assert rolled_back >= 1, "no signal landed inside an apply"
+
+
+@SIGNALS
+def test_a_signal_during_destroy_stops_between_steps_and_destroy_completes(lab, canaries, sig):
+    stopped = 0
+    path, offsets = spread(lab, "destroy", POINTS, seed=77)
+    for i, offset in enumerate(offsets):
+        lab.netlab("apply", path, check=0)
+        canaries.join(f"{lab.p}sbr")
+        code, err = interrupt(path, "destroy", offset, sig)
+        why = f"signal {i} at {offset:.3f} s: exit {code}: {err}"
+        if code == 0:
+            assert ours(lab) == [], why
+        elif ours(lab) and lab.netlab("diff", path).returncode == 2:
+            stopped += 1  # stopped part way
+            assert "interrupted" in err, why
+        assert canaries.changes(port_freed=True) == [], why
+        out = lab.netlab("destroy", path, check=0).stdout
+        assert ours(lab) == [], f"{why}\nthen: {out}\nleft {ours(lab)}"
+        assert canaries.changes(port_freed=True) == [], why
+    assert stopped >= 1, "no signal landed inside a destroy"

@@ -10,7 +10,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from netlab import api, netlink as nl
 from netlab.kernel import Kernel
-from netlab.model import loads
+from netlab.model import load
 
 from test_kernel_reconcile import SEED
 
@@ -30,7 +30,7 @@ def pyroute2_link(data: bytes) -> dict:
 
 
 def test_decoded_links_and_addresses_agree_with_pyroute2(lab):
-    topo = loads(SEED.replace("@", lab.p))
+    topo = load(lab.write(SEED))  # the lab's teardown destroys it
     api.apply(topo)
     compared = 0
     with Kernel() as kernel:
