@@ -6,8 +6,10 @@ functions that need the kernel, so `validate` starts fast and needs no root.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from .errors import NotConverged, PrivilegeError
+
+from .errors import ConflictError, NotConverged, PrivilegeError
 from .model import Topology, desired, load
 from .plan import Plan
 from .planner import plan as make_plan
@@ -66,10 +68,30 @@ def validate(path: str) -> Topology:
 
 
 def diff(topo: Topology) -> Plan:
-    """What apply would do. Reads the kernel, never writes."""
+    """What apply would do. Reads the kernel, never writes, never waits for the lock.
+
+    While another run changes the kernel, what is read can be mid-change: a link just created is unmarked
+    for an instant (the kernel takes no alias in the request that creates a link; the mark follows in
+    the same batch), and a veth end whose marked peer was just deleted is unowned until the kernel's
+    teardown removes it. Either would read as a CONFLICT. So a conflict read while a run held the lock
+    (before or after the read) is read again, a few times; one that stays is reported with that run's
+    PID."""
+    from .lock import writer
+
     require_privileges()
     with _kernel() as kernel:
-        return make_plan(desired(topo), _observe(kernel, Scope.of(topo)), topo.name)
+        for attempt in range(1, 6):
+            holder = writer()  # a run that holds the lock before or after the read may have changed it
+            try:
+                return make_plan(desired(topo), _observe(kernel, Scope.of(topo)), topo.name)
+            except ConflictError as exc:
+                holder = writer() or holder
+                if holder is None:
+                    raise
+                if attempt == 5:
+                    raise ConflictError(f"{exc}\n  (read while another netlab run, pid {holder}, was changing "
+                                        "the kernel)") from None
+                time.sleep(0.01 * attempt)
 
 
 def show(topo: Topology) -> State:
@@ -114,7 +136,7 @@ def _converge(command: str, topology: str, want: State, scope: Scope, lock_timeo
         applier.run(plan, kernel, before, observe, command)
         try:
             left = make_plan(want, observe(), topology)
-        except (KeyboardInterrupt, applier.Interrupted):
+        except KeyboardInterrupt:
             if command != "apply":
                 raise
             applier.roll_back(plan, kernel, before, observe, "interrupted while checking the result")

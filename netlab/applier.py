@@ -24,11 +24,6 @@ class Adapter(Protocol):
         have their results). A failed step has changed nothing."""
 
 
-class Interrupted(KeyboardInterrupt):
-    """Raised by the SIGTERM handler so that an apply stops between steps and rolls back. A kind of
-    KeyboardInterrupt, so that wherever it lands (an import, the output) it is handled as Ctrl-C is."""
-
-
 def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State], command: str = "apply") -> None:
     """Run `plan` for `command` (apply or destroy). `before` is the live state the plan was made from;
     `observe` re-reads the same scope. On a failed step, raises RolledBack (the kernel is as before) or
@@ -39,7 +34,7 @@ def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State
     n = len(plan.steps)
     try:
         adapter.execute(plan.steps, plan.topology, results)
-    except (KeyboardInterrupt, Interrupted):
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI raises it for both)
         done = [plan.steps[i] for i, error in results if error is None]
         ran = max((i for i, _ in results), default=-1) + 1
         why = (f"interrupted after the last step ({n}/{n})" if ran == n else
@@ -77,7 +72,7 @@ def _roll_back(plan, adapter, done, before, observe, why, cause, command):
         results: list[tuple[int, KernelError | None]] = []
         try:
             adapter.execute([undo for _, undo in undos[start:]], plan.topology, results)
-        except (KeyboardInterrupt, Interrupted):
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the CLI raises it for both)
             failed_undos.append("the rollback was interrupted")
             break
         for i, error in results:

@@ -72,9 +72,9 @@ def _call(command: str, file: str, output: Output, **options):
 
 
 def _on_sigterm(signum, frame):
-    from .applier import Interrupted
-
-    raise Interrupted()
+    # Handled exactly as Ctrl-C. Nothing is imported here: the signal may land in the middle of an
+    # import, and importing then fails on the partly initialized module (the signal suite saw it).
+    raise KeyboardInterrupt("SIGTERM")
 
 
 @app.command()

@@ -49,6 +49,7 @@ class Canaries:
         for command in SETUP:
             lab.ip(*command.format(p=lab.p).split())
         self.before = self.state()
+        self.checks = 0
 
     def join(self, bridge: str) -> None:
         """Make the user's `<p>up0` a port of `bridge` (a root-namespace bridge of the topology)."""
@@ -63,6 +64,7 @@ class Canaries:
     def changes(self, port_freed: bool = False) -> list[str]:
         """What differs from when they were made (or last joined). With `port_freed`, `<p>up0` having left
         the topology's bridge (destroyed with it) is expected: its master and flags are not compared."""
+        self.checks += 1
         now, was = self.state(), self.before
         if port_freed:
             now, was = ({ns: {n: (f[:3] + f[5:] if n == f"{self.p}up0" else f) for n, f in links.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -57,8 +58,10 @@ class Lab:
     def write(self, text: str, filename: str = "topo.yaml") -> str:
         """Write a topology; '@' in the text stands for this test's prefix."""
         path = self.tmp / filename
-        path.write_text(text.replace("@", self.p))
-        self.topologies.add(self.p)
+        text = text.replace("@", self.p)
+        path.write_text(text)
+        name = re.search(r'^name:\s*"?([^"\n]+)', text, re.M)
+        self.topologies.add(name.group(1) if name else self.p)
         return str(path)
 
     def netlab(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess:
@@ -135,6 +138,21 @@ class Lab:
         return left
 
 
+@pytest.fixture(scope="session")
+def figures():
+    """What the reliability suites counted (faults injected, kills survived, canary checks...): a dict
+    they add to, written as JSON to $NETLAB_REPORT at the end of the session (docs/reliability.md)."""
+    counted: dict[str, int] = {}
+    yield counted
+    if os.environ.get("NETLAB_REPORT"):
+        with open(os.environ["NETLAB_REPORT"], "w") as f:
+            json.dump(counted, f, indent=1, sort_keys=True)
+
+
+def count(figures: dict, key: str, n: int = 1) -> None:
+    figures[key] = figures.get(key, 0) + n
+
+
 @pytest.fixture
 def lab(tmp_path):
     _require_root()
@@ -146,7 +164,7 @@ def lab(tmp_path):
 
 
 @pytest.fixture
-def canaries(lab):
+def canaries(lab, figures):
     """A user's objects beside the test's topology (tests/canaries.py); the test checks them where it
     matters, and at teardown they must be as they were (a port freed by a destroy of its bridge aside)."""
     from canaries import Canaries
@@ -154,5 +172,6 @@ def canaries(lab):
     made = Canaries(lab)
     yield made
     changed = made.changes(port_freed=True)
+    count(figures, "canary checks (each of 10 objects compared)", made.checks)
     if changed:
         pytest.fail(f"a user's objects were changed: {changed}", pytrace=False)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from conftest import count
 from netlab.errors import ValidationError
 from netlab.model import MAX_FILE_BYTES, load, loads
 
@@ -48,20 +49,28 @@ def kernel_view() -> tuple:
     return netns, sorted(os.listdir("/sys/class/net"))
 
 
+LOADED = {"valid": 0, "refused": 0}
+
+
 @pytest.fixture(scope="module", autouse=True)
-def kernel_untouched():
+def kernel_untouched(figures):
     before = kernel_view()
     yield
     assert kernel_view() == before, "loading topology files changed the kernel"
+    count(figures, "fuzz: files loaded, valid", LOADED["valid"])
+    count(figures, "fuzz: files loaded, refused with a ValidationError", LOADED["refused"])
 
 
 def load_text(tmp_path, data: bytes):
     path = tmp_path / "t.yaml"
     path.write_bytes(data)
     try:
-        return load(str(path))
+        topo = load(str(path))
+        LOADED["valid"] += 1
+        return topo
     except ValidationError as exc:
         assert exc.problems and all(p.message for p in exc.problems)
+        LOADED["refused"] += 1
         return None
 
 

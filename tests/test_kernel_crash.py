@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, count
 from interrupts import ours, spread
 
 pytestmark = pytest.mark.kernel
@@ -40,7 +40,7 @@ def recover(lab, canaries, path: str, i: int, why: str) -> None:
     assert canaries.changes(port_freed=True) == [], why
 
 
-def test_sigkill_during_apply_then_apply_or_destroy_recovers(lab, canaries):
+def test_sigkill_during_apply_then_apply_or_destroy_recovers(lab, canaries, figures):
     partial = 0
     path, offsets = spread(lab, "apply", POINTS, seed=1234)
     for i, offset in enumerate(offsets):
@@ -48,10 +48,12 @@ def test_sigkill_during_apply_then_apply_or_destroy_recovers(lab, canaries):
         if ours(lab) and lab.netlab("diff", path).returncode == 2:
             partial += 1  # killed in the middle: some of the topology exists, not all
         recover(lab, canaries, path, i, f"kill {i} at {offset:.3f} s")
+    count(figures, "crash: SIGKILL during apply, recovered", POINTS)
+    count(figures, "crash: SIGKILL during apply that left it partial, recovered", partial)
     assert partial >= max(1, POINTS // 8), f"only {partial} of {POINTS} kills landed inside an apply"
 
 
-def test_sigkill_during_destroy_then_destroy_or_apply_recovers(lab, canaries):
+def test_sigkill_during_destroy_then_destroy_or_apply_recovers(lab, canaries, figures):
     partial = 0
     path, offsets = spread(lab, "destroy", POINTS, seed=4321)
     for i, offset in enumerate(offsets):
@@ -62,4 +64,6 @@ def test_sigkill_during_destroy_then_destroy_or_apply_recovers(lab, canaries):
         if left and lab.netlab("diff", path).returncode == 2:
             partial += 1  # killed in the middle: some of the topology is gone, not all
         recover(lab, canaries, path, i, f"kill {i} at {offset:.3f} s")
+    count(figures, "crash: SIGKILL during destroy, recovered", POINTS)
+    count(figures, "crash: SIGKILL during destroy that left it partial, recovered", partial)
     assert partial >= max(1, POINTS // 8), f"only {partial} of {POINTS} kills landed inside a destroy"

@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 
-from conftest import netns_names
+import pytest
+
+from conftest import ip_json, netns_names
 
 # The tutorial's final topology, under the test's prefix '@'.
 SEED = """
@@ -202,15 +204,45 @@ def test_host_bridge_and_a_users_port_on_it_survives_destroy(lab, canaries):
     assert [ns for ns in netns_names() if ns.startswith(p)] == [f"{p}user"]
 
 
-def test_read_only_commands_create_nothing(lab):
+def _everything() -> tuple:
+    """Every namespace's name and every link of the root namespace and of each namespace, with index,
+    MAC, flags, master and addresses, and what /run/netns and /run/netlab hold."""
+    def links(*pre):
+        return sorted((l["ifindex"], l["ifname"], l.get("address"), tuple(l["flags"]), l.get("master"), l["mtu"],
+                       tuple(sorted(a["local"] for a in l.get("addr_info", [])))) for l in ip_json(*pre, "addr"))
+    listing = {d: sorted(os.listdir(d)) if os.path.isdir(d) else None for d in ("/run/netns", "/run/netlab")}
+    return listing, links(), {ns: links("-n", ns) for ns in netns_names()}
+
+
+def _partial(lab, path):
+    lab.netlab("apply", path, check=0)
+    subprocess.run(["ip", "netns", "del", f"{lab.p}n2"], check=True)
+    subprocess.run(["ip", "-n", f"{lab.p}n0", "link", "del", "br0"], check=True)
+
+
+def _drifted(lab, path):
+    lab.netlab("apply", path, check=0)
+    subprocess.run(["ip", "-n", f"{lab.p}n1", "addr", "add", "10.0.0.99/24", "dev", "vth1"], check=True)
+    subprocess.run(["ip", "-n", f"{lab.p}n1", "link", "set", "vth1", "mtu", "1300", "down"], check=True)
+
+
+def _foreign(lab, path):
+    lab.ip("netns", "add", f"{lab.p}n1")  # the user's, with the topology's names, unmarked
+    subprocess.run(["ip", "-n", f"{lab.p}n1", "link", "add", "vth1", "type", "bridge"], check=True)
+
+
+@pytest.mark.parametrize("state,diff_exit", [("absent", 2), ("partial", 2), ("drifted", 2), ("foreign", 1)])
+def test_read_only_commands_write_nothing(lab, state, diff_exit):
     path = lab.write(SEED)
-    before = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
-    lab.netlab("diff", path, check=2)
+    {"absent": lambda *_: None, "partial": _partial, "drifted": _drifted, "foreign": _foreign}[state](lab, path)
+    before = _everything()
+    proc = lab.netlab("diff", path, check=diff_exit)
+    assert "Traceback" not in proc.stderr and ("CONFLICT" in proc.stderr) == (state == "foreign")
+    lab.netlab("diff", path, "-o", "json", check=diff_exit)
     lab.netlab("show", path, check=0)
+    lab.netlab("show", path, "-o", "json", check=0)
     lab.netlab("validate", path, check=0)
-    after = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
-    assert after == before
-    assert lab.snapshot() == {"<host>": {}}
+    assert _everything() == before
 
 
 def test_an_empty_leftover_mount_point_does_not_block_apply(lab):

@@ -16,6 +16,7 @@ from netlab.model import load
 from netlab.planner import plan as make_plan
 from netlab.state import HOST, Namespace, State
 
+from conftest import count
 from test_kernel_reconcile import CHANGED, HOST_BRIDGE, SEED
 
 pytestmark = pytest.mark.kernel
@@ -72,7 +73,7 @@ def the_plan(run: str, topo):
     return make_plan(State({HOST: Namespace(HOST)}), live, topo.name)
 
 
-def run_every_k(lab, canaries, monkeypatch, run: str, topo, minimum: int = 30) -> int:
+def run_every_k(lab, canaries, figures, monkeypatch, run: str, topo, minimum: int = 30) -> int:
     before = lab.snapshot()
     steps = the_plan(run, topo).steps
     n = len(steps)
@@ -93,6 +94,7 @@ def run_every_k(lab, canaries, monkeypatch, run: str, topo, minimum: int = 30) -
              if before.get(ns, {}).get(l) != after.get(ns, {}).get(l)])
         assert canaries.changes() == [], f"k={k}"
     monkeypatch.undo()
+    count(figures, f"rollback: faults injected, every step of a {n}-step plan ({run})", n)
     return n
 
 
@@ -100,14 +102,14 @@ def both(lab):
     return load(lab.write(SEED + "\n".join(HOST_BRIDGE.split("\n")[3:]), "both.yaml"))
 
 
-def test_failure_at_every_step_of_a_create_rolls_back(lab, canaries, monkeypatch):
+def test_failure_at_every_step_of_a_create_rolls_back(lab, canaries, figures, monkeypatch):
     topo = both(lab)
-    run_every_k(lab, canaries, monkeypatch, "apply", topo)
+    run_every_k(lab, canaries, figures, monkeypatch, "apply", topo)
     api.apply(topo)  # and without a fault it still works
     assert lab.ping(f"{lab.p}c1", "10.1.0.12") and lab.ping(f"{lab.p}n1", "10.0.0.3")
 
 
-def test_failure_at_every_step_of_a_change_rolls_back(lab, canaries, monkeypatch):
+def test_failure_at_every_step_of_a_change_rolls_back(lab, canaries, figures, monkeypatch):
     api.apply(load(lab.write(SEED)))
     changed = CHANGED.replace("vth1: {addresses: [10.0.0.12/24, \"fd00::2/64\"], mtu: 1400}",
                               "vth1: {addresses: [10.0.0.12/24, \"fd00::2/64\"], mtu: 1400}\n"
@@ -115,22 +117,22 @@ def test_failure_at_every_step_of_a_change_rolls_back(lab, canaries, monkeypatch
     changed = changed.replace("vth3: {addresses: [10.0.0.3/24]}",
                               "vth3: {addresses: [10.0.0.3/24]}\n      vth8: {addresses: [10.2.0.2/24], up: false}")
     topo = load(lab.write(changed, "changed.yaml"))
-    run_every_k(lab, canaries, monkeypatch, "apply", topo, minimum=20)
+    run_every_k(lab, canaries, figures, monkeypatch, "apply", topo, minimum=20)
     api.apply(topo)
     assert api.diff(topo).empty
 
 
-def test_failure_at_every_step_of_a_destroy_rolls_back_with_a_users_port(lab, canaries, monkeypatch):
+def test_failure_at_every_step_of_a_destroy_rolls_back_with_a_users_port(lab, canaries, figures, monkeypatch):
     topo = both(lab)
     api.apply(topo)
     canaries.join(f"{lab.p}br")  # rebuilding the bridge must take the user's port back
-    run_every_k(lab, canaries, monkeypatch, "destroy", topo, minimum=5)
+    run_every_k(lab, canaries, figures, monkeypatch, "destroy", topo, minimum=5)
     assert api.diff(topo).empty
     api.destroy(topo)
     assert canaries.changes(port_freed=True) == []
 
 
-def test_a_fault_in_the_rollback_is_reported_and_a_later_run_converges(lab, canaries, monkeypatch):
+def test_a_fault_in_the_rollback_is_reported_and_a_later_run_converges(lab, canaries, figures, monkeypatch):
     """The step k fails, then the first undo after it. The verdict comes from the kernel: where the state
     is as before anyway (a namespace took the link whose undo failed with it) that is a rollback;
     otherwise ROLLBACK_INCOMPLETE with the leftovers, exit 1. Then apply (even k) or destroy (odd k)."""
@@ -156,6 +158,9 @@ def test_a_fault_in_the_rollback_is_reported_and_a_later_run_converges(lab, cana
         api.destroy(topo)
         assert lab.snapshot() == empty, f"k={k}"
         assert canaries.changes() == [], f"k={k}"
+    count(figures, "rollback: double faults (a step, then its rollback)", n - 1)
+    count(figures, "rollback: double faults reported as ROLLBACK_INCOMPLETE (the rest: the kernel was as before)",
+          incomplete)
     assert incomplete >= n // 6, f"only {incomplete} of {n - 1} double faults left the rollback incomplete"
 
 

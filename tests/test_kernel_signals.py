@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, count
 from interrupts import ours, spread
 
 pytestmark = pytest.mark.kernel
@@ -37,7 +37,7 @@ def interrupt(path: str, command: str, offset: float, sig: int) -> tuple[int, st
 
 
 @SIGNALS
-def test_a_signal_during_apply_rolls_back(lab, canaries, sig):
+def test_a_signal_during_apply_rolls_back(lab, canaries, figures, sig):
     rolled_back = 0
     path, offsets = spread(lab, "apply", POINTS, seed=99)
     for i, offset in enumerate(offsets):
@@ -50,11 +50,13 @@ def test_a_signal_during_apply_rolls_back(lab, canaries, sig):
         assert canaries.changes() == []
         lab.netlab("destroy", path, check=0)
         assert ours(lab) == [] and canaries.changes() == []
+    count(figures, "signals: SIGINT/SIGTERM during apply", POINTS)
+    count(figures, "signals: during apply, rolled back", rolled_back)
     assert rolled_back >= 1, "no signal landed inside an apply"
 
 
 @SIGNALS
-def test_a_signal_during_destroy_stops_between_steps_and_destroy_completes(lab, canaries, sig):
+def test_a_signal_during_destroy_stops_between_steps_and_destroy_completes(lab, canaries, figures, sig):
     stopped = 0
     path, offsets = spread(lab, "destroy", POINTS, seed=77)
     for i, offset in enumerate(offsets):
@@ -71,4 +73,6 @@ def test_a_signal_during_destroy_stops_between_steps_and_destroy_completes(lab, 
         out = lab.netlab("destroy", path, check=0).stdout
         assert ours(lab) == [], f"{why}\nthen: {out}\nleft {ours(lab)}"
         assert canaries.changes(port_freed=True) == [], why
+    count(figures, "signals: SIGINT/SIGTERM during destroy", POINTS)
+    count(figures, "signals: during destroy, stopped part way and finished by the next destroy", stopped)
     assert stopped >= 1, "no signal landed inside a destroy"
