@@ -3,9 +3,11 @@ which `netlab apply` or `netlab destroy` writes."""
 
 import os
 import random
+import subprocess
+import sys
 import time
 
-from conftest import netns_names
+from conftest import ROOT, netns_names
 from test_kernel_reconcile import HOST_BRIDGE, SEED
 
 
@@ -31,17 +33,40 @@ def _timed(lab, *args, check: int) -> float:
     return time.perf_counter() - start
 
 
-def spread(lab, command: str, points: int, seed: int) -> tuple[str, list[float]]:
-    """(topology file, `points` offsets in seconds from the start of `netlab <command>`, apply or
-    destroy). The offsets cover the span from about when reading ends (a `diff` takes that long) to the
-    end of a whole run of the command; with CI set they are the same on every run."""
+def spread(lab, command: str, points: int, seed: int) -> tuple[str, list[tuple[bool, float]]]:
+    """(topology file, `points` moments in a run of `netlab <command>`, apply or destroy). A moment is
+    (after the first write?, seconds): a third of them fall in the span before the first write (start-up,
+    reading, planning: a `diff` takes that long), measured from the start; the rest in the span of the
+    writes and the final check, measured from the first write, which `start` watches for. (Offsets from
+    the start alone missed the writes on a loaded machine: they take a tenth of the run.) With CI set the
+    moments are the same on every run."""
     path = star(lab, 30)
-    first_write = _timed(lab, "diff", path, check=2)
+    reading = _timed(lab, "diff", path, check=2)
     full = _timed(lab, "apply", path, check=0)
     if command == "destroy":
         full = _timed(lab, "destroy", path, check=0)
     else:
         lab.netlab("destroy", path, check=0)
+    span = max(full - reading, 0.05)
     rng = random.Random(seed if "CI" in os.environ else None)
-    start = first_write * 0.9
-    return path, [start + (full - start) * (i + rng.random()) / points for i in range(points)]
+    early = points // 3
+    return path, ([(False, reading * (i + rng.random()) / early) for i in range(early)]
+                  + [(True, span * (i + rng.random()) / (points - early)) for i in range(points - early)])
+
+
+def start(lab, path: str, command: str, moment: tuple[bool, float], **popen) -> subprocess.Popen:
+    """Start `netlab <command> <path>` and return once `moment` (see spread) has come. The first write is
+    seen as a change in the topology's entries in /run/netns (apply creates namespaces first, destroy
+    deletes them first)."""
+    def netns():
+        return {n for n in (os.listdir("/run/netns") if os.path.isdir("/run/netns") else [])
+                if n.startswith(lab.p) and not n.startswith(f"{lab.p}u")}
+
+    before = netns()
+    proc = subprocess.Popen([sys.executable, "-m", "netlab", command, path], cwd=ROOT, **popen)
+    after_write, delay = moment
+    deadline = time.monotonic() + 60
+    while after_write and netns() == before and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    time.sleep(delay)
+    return proc

@@ -8,22 +8,18 @@ NETLAB_CRASH_POINTS sets the number of kills per command (default 12; a soak run
 
 import os
 import subprocess
-import sys
-import time
 
 import pytest
 
-from conftest import ROOT, count
-from interrupts import ours, spread
+from conftest import count
+from interrupts import ours, spread, start
 
 pytestmark = pytest.mark.kernel
 POINTS = int(os.environ.get("NETLAB_CRASH_POINTS", "12"))
 
 
-def kill_at(path: str, command: str, offset: float) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "netlab", command, path], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(offset)
+def kill_at(lab, path: str, command: str, moment) -> None:
+    proc = start(lab, path, command, moment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc.kill()
     proc.wait()
 
@@ -42,12 +38,12 @@ def recover(lab, canaries, path: str, i: int, why: str) -> None:
 
 def test_sigkill_during_apply_then_apply_or_destroy_recovers(lab, canaries, figures):
     partial = 0
-    path, offsets = spread(lab, "apply", POINTS, seed=1234)
-    for i, offset in enumerate(offsets):
-        kill_at(path, "apply", offset)
+    path, moments = spread(lab, "apply", POINTS, seed=1234)
+    for i, moment in enumerate(moments):
+        kill_at(lab, path, "apply", moment)
         if ours(lab) and lab.netlab("diff", path).returncode == 2:
             partial += 1  # killed in the middle: some of the topology exists, not all
-        recover(lab, canaries, path, i, f"kill {i} at {offset:.3f} s")
+        recover(lab, canaries, path, i, f"kill {i} at {moment}")
     count(figures, "crash: SIGKILL during apply, recovered", POINTS)
     count(figures, "crash: SIGKILL during apply that left it partial, recovered", partial)
     assert partial >= max(1, POINTS // 8), f"only {partial} of {POINTS} kills landed inside an apply"
@@ -55,15 +51,15 @@ def test_sigkill_during_apply_then_apply_or_destroy_recovers(lab, canaries, figu
 
 def test_sigkill_during_destroy_then_destroy_or_apply_recovers(lab, canaries, figures):
     partial = 0
-    path, offsets = spread(lab, "destroy", POINTS, seed=4321)
-    for i, offset in enumerate(offsets):
+    path, moments = spread(lab, "destroy", POINTS, seed=4321)
+    for i, moment in enumerate(moments):
         lab.netlab("apply", path, check=0)
         canaries.join(f"{lab.p}sbr")  # a user's port on the topology's bridge, freed when it goes
-        kill_at(path, "destroy", offset)
+        kill_at(lab, path, "destroy", moment)
         left = ours(lab)
         if left and lab.netlab("diff", path).returncode == 2:
             partial += 1  # killed in the middle: some of the topology is gone, not all
-        recover(lab, canaries, path, i, f"kill {i} at {offset:.3f} s")
+        recover(lab, canaries, path, i, f"kill {i} at {moment}")
     count(figures, "crash: SIGKILL during destroy, recovered", POINTS)
     count(figures, "crash: SIGKILL during destroy that left it partial, recovered", partial)
     assert partial >= max(1, POINTS // 8), f"only {partial} of {POINTS} kills landed inside a destroy"

@@ -11,23 +11,19 @@ NETLAB_SIGNAL_POINTS sets the number of interrupts per signal and command (defau
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
 
-from conftest import ROOT, count
-from interrupts import ours, spread
+from conftest import count
+from interrupts import ours, spread, start
 
 pytestmark = pytest.mark.kernel
 POINTS = int(os.environ.get("NETLAB_SIGNAL_POINTS", "10"))
 SIGNALS = pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 
 
-def interrupt(path: str, command: str, offset: float, sig: int) -> tuple[int, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "netlab", command, path], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(offset)
+def interrupt(lab, path: str, command: str, moment, sig: int) -> tuple[int, str]:
+    proc = start(lab, path, command, moment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     # 1 from netlab; the signal's own code only if it came while Python was still importing
@@ -38,32 +34,34 @@ def interrupt(path: str, command: str, offset: float, sig: int) -> tuple[int, st
 
 @SIGNALS
 def test_a_signal_during_apply_rolls_back(lab, canaries, figures, sig):
-    rolled_back = 0
-    path, offsets = spread(lab, "apply", POINTS, seed=99)
-    for i, offset in enumerate(offsets):
-        _, err = interrupt(path, "apply", offset, sig)
+    rolled_back, seen = 0, []
+    path, moments = spread(lab, "apply", POINTS, seed=99)
+    for i, moment in enumerate(moments):
+        code, err = interrupt(lab, path, "apply", moment, sig)
+        seen.append(f"{moment}: exit {code}: {err.strip().splitlines()[:1]}")
         if "ROLLED_BACK" in err:
             rolled_back += 1
-            assert ours(lab) == [], f"signal {i} at {offset:.3f} s: {err}\nleft {ours(lab)}"
+            assert ours(lab) == [], f"signal {i} at {moment}: {err}\nleft {ours(lab)}"
         elif ours(lab):  # complete, never partial
-            assert lab.netlab("diff", path).returncode == 0, f"signal {i} at {offset:.3f} s: {err}"
+            assert lab.netlab("diff", path).returncode == 0, f"signal {i} at {moment}: {err}"
         assert canaries.changes() == []
         lab.netlab("destroy", path, check=0)
         assert ours(lab) == [] and canaries.changes() == []
     count(figures, "signals: SIGINT/SIGTERM during apply", POINTS)
     count(figures, "signals: during apply, rolled back", rolled_back)
-    assert rolled_back >= 1, "no signal landed inside an apply"
+    assert rolled_back >= 1, "no signal landed inside an apply:\n" + "\n".join(seen)
 
 
 @SIGNALS
 def test_a_signal_during_destroy_stops_between_steps_and_destroy_completes(lab, canaries, figures, sig):
-    stopped = 0
-    path, offsets = spread(lab, "destroy", POINTS, seed=77)
-    for i, offset in enumerate(offsets):
+    stopped, seen = 0, []
+    path, moments = spread(lab, "destroy", POINTS, seed=77)
+    for i, moment in enumerate(moments):
         lab.netlab("apply", path, check=0)
         canaries.join(f"{lab.p}sbr")
-        code, err = interrupt(path, "destroy", offset, sig)
-        why = f"signal {i} at {offset:.3f} s: exit {code}: {err}"
+        code, err = interrupt(lab, path, "destroy", moment, sig)
+        why = f"signal {i} at {moment}: exit {code}: {err}"
+        seen.append(f"{moment}: exit {code}: {err.strip().splitlines()[:1]}")
         if code == 0:
             assert ours(lab) == [], why
         elif ours(lab) and lab.netlab("diff", path).returncode == 2:
@@ -75,4 +73,4 @@ def test_a_signal_during_destroy_stops_between_steps_and_destroy_completes(lab, 
         assert canaries.changes(port_freed=True) == [], why
     count(figures, "signals: SIGINT/SIGTERM during destroy", POINTS)
     count(figures, "signals: during destroy, stopped part way and finished by the next destroy", stopped)
-    assert stopped >= 1, "no signal landed inside a destroy"
+    assert stopped >= 1, "no signal landed inside a destroy:\n" + "\n".join(seen)
