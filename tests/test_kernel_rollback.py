@@ -26,11 +26,15 @@ CODES = [errno.EEXIST, errno.ENODEV, errno.EBUSY, errno.EPERM, errno.EINVAL, err
 class FailingKernel(Kernel):
     """The real adapter, except that the steps it runs as numbers `fail_at` (counting the rollback's) fail
     with `code`. A link step fails inside its batch, as a request the kernel refuses (the steps after it
-    in the batch still run); a namespace step raises before it does anything."""
+    in the batch still run); a namespace step raises before it does anything, except that a namespace
+    deletion with ETIMEDOUT takes the real path of a timeout: the deletion is done, and the wait for the
+    kernel's teardown that follows a run of deletions (it really waits) reports ETIMEDOUT, charged to the
+    last deletion of the run."""
 
     def __init__(self, fail_at: set[int], code: int):
         super().__init__()
         self.fail_at, self.code, self.calls, self.targets = fail_at, code, 0, set()
+        self.late = False  # a deletion is done whose teardown wait must time out
 
     def execute(self, steps, topology, results):
         self.targets = {id(steps[k - self.calls - 1]) for k in self.fail_at
@@ -39,7 +43,7 @@ class FailingKernel(Kernel):
         super().execute(steps, topology, results)
         for i in range(first, len(results)):
             position, error = results[i]
-            if id(steps[position]) in self.targets:
+            if id(steps[position]) in self.targets and not timed_out(steps[position], self.code):
                 results[i] = (position, KernelError.of(self.code, "injected"))
         self.calls += max((p for p, _ in results[first:]), default=-1) + 1
 
@@ -57,12 +61,36 @@ class FailingKernel(Kernel):
         super()._create_netns(step, alias)
 
     def _delete_netns(self, step, alias):
-        self._inject(step)
+        if id(step) in self.targets and timed_out(step, self.code):
+            self.late = True
+        else:
+            self._inject(step)
         super()._delete_netns(step, alias)
+
+    def _await_gone(self, ends, timeout=60.0):
+        error = super()._await_gone(ends, timeout)
+        if self.late:
+            self.late = False
+            return KernelError.of(errno.ETIMEDOUT, "injected: the kernel has not finished the teardown")
+        return error
 
     def _inject(self, step):
         if id(step) in self.targets:
             raise KernelError.of(self.code, "injected")
+
+
+def timed_out(step, code: int) -> bool:
+    return code == errno.ETIMEDOUT and step.action == "delete_netns"
+
+
+def charged(steps, k: int, code: int) -> int:
+    """The step (1-based) whose failure a fault injected at step k is reported as: k, except for a timed
+    out namespace deletion, whose error is charged to the last deletion of its run."""
+    if not timed_out(steps[k - 1], code):
+        return k
+    while k < len(steps) and steps[k].action == "delete_netns":
+        k += 1
+    return k
 
 
 def the_plan(run: str, topo):
@@ -78,13 +106,18 @@ def run_every_k(lab, canaries, figures, monkeypatch, run: str, topo, minimum: in
     steps = the_plan(run, topo).steps
     n = len(steps)
     assert n >= minimum
+    timeouts = 0
     for k in range(1, n + 1):
         code = CODES[k % len(CODES)]
+        if steps[k - 1].action == "delete_netns":  # the timeout's real path, and one other errno
+            code = errno.ETIMEDOUT if k % 2 else CODES[k % (len(CODES) - 1)]
+            timeouts += code == errno.ETIMEDOUT
         monkeypatch.setattr(api, "_kernel", lambda k=k, code=code: FailingKernel({k}, code))
         with pytest.raises(RolledBack) as info:
             getattr(api, run)(topo)
-        step = steps[k - 1]
-        assert f"step {k}/{n} failed: {step.action} {step.describe()}: " in str(info.value)
+        at = charged(steps, k, code)
+        step = steps[at - 1]
+        assert f"step {at}/{n} failed: {step.action} {step.describe()}: " in str(info.value)
         assert f"({errno.errorcode[code]}, errno {code})" in str(info.value)
         assert info.value.cause.errno == code
         after = lab.snapshot()
@@ -95,6 +128,7 @@ def run_every_k(lab, canaries, figures, monkeypatch, run: str, topo, minimum: in
         assert canaries.changes() == [], f"k={k}"
     monkeypatch.undo()
     count(figures, f"rollback: faults injected, every step of a {n}-step plan ({run})", n)
+    count(figures, "rollback: namespace deletions whose teardown wait timed out", timeouts)
     return n
 
 
