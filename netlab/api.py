@@ -68,30 +68,48 @@ def validate(path: str) -> Topology:
 
 
 def diff(topo: Topology) -> Plan:
-    """What apply would do. Reads the kernel, never writes, never waits for the lock.
-
-    While another run changes the kernel, what is read can be mid-change: a link just created is unmarked
-    for an instant (the kernel takes no alias in the request that creates a link; the mark follows in
-    the same batch), and a veth end whose marked peer was just deleted is unowned until the kernel's
-    teardown removes it. Either would read as a CONFLICT. So a conflict read while a run held the lock
-    (before or after the read) is read again, a few times; one that stays is reported with that run's
-    PID."""
-    from .lock import writer
-
+    """What apply would do. Reads the kernel, never writes, never waits for the lock."""
     require_privileges()
     with _kernel() as kernel:
-        for attempt in range(1, 6):
-            holder = writer()  # a run that holds the lock before or after the read may have changed it
-            try:
-                return make_plan(desired(topo), _observe(kernel, Scope.of(topo)), topo.name)
-            except ConflictError as exc:
-                holder = writer() or holder
+        return _read_and_plan(kernel, Scope.of(topo), desired(topo), topo.name, concurrent=True)[1]
+
+
+SETTLE_SECONDS = 2.0
+
+
+def _read_and_plan(kernel, scope: Scope, want: State, topology: str, concurrent: bool) -> tuple[State, Plan]:
+    """Read the kernel and plan. A CONFLICT can be a state in passing, so it is read again (for up to
+    SETTLE_SECONDS) while either holds:
+
+    - a veth end that nobody owns has a peer that cannot be found: it may be dying with its marked peer's
+      namespace, deleted by a run that was killed before it waited for the kernel's teardown;
+    - `concurrent` (diff, which takes no lock) and another run held the lock before or after the read: it
+      may have read a link between its creation and its mark (the kernel takes no alias in the request
+      that creates a link; the mark follows in the same batch), or a veth whose marked peer was just
+      deleted. A conflict that stays is then reported with that run's PID.
+
+    A real conflict of the first kind is reported SETTLE_SECONDS late; one of the second, a moment late."""
+    from .lock import writer
+
+    deadline, pause = time.monotonic() + SETTLE_SECONDS, 0.01
+    while True:
+        holder = writer() if concurrent else None
+        state = _observe(kernel, scope)
+        try:
+            return state, make_plan(want, state, topology)
+        except ConflictError as exc:
+            holder = (writer() or holder) if concurrent else None
+            dying = any(link.kind == "veth" and link.peer is None and link.owner is None
+                        for ns in state.namespaces.values() for link in ns.links.values())
+            if not (holder or dying):
+                raise
+            if time.monotonic() > deadline:
                 if holder is None:
                     raise
-                if attempt == 5:
-                    raise ConflictError(f"{exc}\n  (read while another netlab run, pid {holder}, was changing "
-                                        "the kernel)") from None
-                time.sleep(0.01 * attempt)
+                raise ConflictError(f"{exc}\n  (read while another netlab run, pid {holder}, was changing "
+                                    "the kernel)") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
 
 def show(topo: Topology) -> State:
@@ -128,8 +146,7 @@ def _converge(command: str, topology: str, want: State, scope: Scope, lock_timeo
     require_privileges()
     with Lock(lock_timeout), _kernel() as kernel:
         kernel.remove_empty_mount_points(stale_mount_points)
-        before = _observe(kernel, scope)
-        plan = make_plan(want, before, topology)
+        before, plan = _read_and_plan(kernel, scope, want, topology, concurrent=False)
         if plan.empty:
             return plan
         observe = lambda: _observe(kernel, scope)  # noqa: E731

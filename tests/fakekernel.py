@@ -2,8 +2,9 @@
 that matter to rollback (a veth pair dies whole, a namespace takes its links with it, a deleted bridge
 frees its ports), and fails on request at call k. Like the real adapter, it can go on running a few steps
 after a failure (`batch_tail`), as the rest of a netlink batch does, and it can be interrupted just after
-the result of call k is recorded (`interrupt_after`), which is where the real adapter lets signals in. Kernel-level behaviour is tested against the real
-kernel in test_kernel_*.py; this fake exists to run every k of large plans in milliseconds."""
+the result of call k is recorded (`interrupt_after`), which is where the real adapter lets signals in.
+Kernel-level behaviour is tested against the real kernel in test_kernel_*.py; this fake exists to run
+every k of large plans in milliseconds."""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ def star(lab, n: int) -> str:
     host = "\n".join(HOST_BRIDGE.split("\n")[3:]).replace(
         '      "@h2"', '      "@sbr": {kind: bridge}\n' + ports + '      "@h2"')
     text = SEED + host.rstrip("\n") + "\n"
-    text += "".join(f"  \"@s{i}\":\n    interfaces:\n      eth0: {{addresses: [10.9.0.{i + 1}/24]}}\n" for i in range(n))
+    text += "".join(f"  \"@s{i}\":\n    interfaces:\n      eth0: {{addresses: [10.9.0.{i + 1}/24]}}\n"
+                    for i in range(n))
     return lab.write(text)
 
 

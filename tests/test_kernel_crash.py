@@ -1,5 +1,6 @@
-"""Crashes (part of issue 4): `netlab apply` and `netlab destroy` killed with SIGKILL at moments spread
-over their writes. After each kill, the next `apply` converges (and `diff` then exits 0) and the next
+"""Crashes (part of issue 4): `netlab apply` and `netlab destroy` killed with SIGKILL at every step
+boundary where a kill can land (after each batch of results), and at moments spread over their runs.
+After each kill, the next `apply` converges (and `diff` then exits 0) and the next
 `destroy` leaves no namespace, link or /run/netns entry of the topology; a user's objects beside it
 (tests/canaries.py) come through byte-identical.
 
@@ -7,12 +8,16 @@ NETLAB_CRASH_POINTS sets the number of kills per command (default 12; a soak run
 """
 
 import os
+import signal
 import subprocess
+import sys
 
 import pytest
 
-from conftest import count
-from interrupts import ours, spread, start
+from conftest import ROOT, count
+from netlab import api
+from netlab.model import load
+from interrupts import ours, spread, star, start
 
 pytestmark = pytest.mark.kernel
 POINTS = int(os.environ.get("NETLAB_CRASH_POINTS", "12"))
@@ -24,14 +29,23 @@ def kill_at(lab, path: str, command: str, moment) -> None:
     proc.wait()
 
 
-def recover(lab, canaries, path: str, i: int, why: str) -> None:
-    """Every other time apply first (it converges, `diff` is clean); then destroy leaves nothing."""
+def recover(lab, canaries, path: str, i: int, why: str, cli: bool = True) -> None:
+    """Every other time apply first (it converges, `diff` is clean); then destroy leaves nothing. Through
+    the command, or (quicker, the same code) through the library."""
+    topo = load(path)
     if i % 2 == 0:
-        lab.netlab("apply", path, check=0)
-        lab.netlab("diff", path, check=0)
+        if cli:
+            lab.netlab("apply", path, check=0)
+            lab.netlab("diff", path, check=0)
+        else:
+            api.apply(topo)
+            assert api.diff(topo).empty, why
         assert lab.ping(f"{lab.p}n1", "10.0.0.3")
         assert canaries.changes(port_freed=True) == [], why
-    lab.netlab("destroy", path, check=0)
+    if cli:
+        lab.netlab("destroy", path, check=0)
+    else:
+        api.destroy(topo)
     assert ours(lab) == [], f"{why}: left {ours(lab)}"
     assert canaries.changes(port_freed=True) == [], why
 
@@ -63,3 +77,73 @@ def test_sigkill_during_destroy_then_destroy_or_apply_recovers(lab, canaries, fi
     count(figures, "crash: SIGKILL during destroy, recovered", POINTS)
     count(figures, "crash: SIGKILL during destroy that left it partial, recovered", partial)
     assert partial >= max(1, POINTS // 8), f"only {partial} of {POINTS} kills landed inside a destroy"
+
+
+# `netlab` itself, except that the adapter kills its own process with SIGKILL as soon as `argv[1]` step
+# results of the plan are recorded; with 0 it kills nothing and writes the count after each batch to
+# `argv[2]` instead: those are the boundaries where a kill can land (a batch is one sendmsg, which the
+# kernel finishes before a signal is delivered). The rollback's steps are not counted.
+AT_BOUNDARY = """
+import os, signal, sys
+import netlab.kernel
+kill_at, record = int(sys.argv[1]), sys.argv[2]
+execute = netlab.kernel.Kernel.execute
+calls = []
+
+class Results(list):
+    def append(self, item):
+        super().append(item)
+        self.boundary()
+
+    def extend(self, items):
+        super().extend(items)
+        self.boundary()
+
+    def boundary(self):
+        if not kill_at:
+            with open(record, "a") as f:
+                f.write(f"{len(self)}\\n")
+        elif len(self) >= kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+def counted(self, steps, topology, results):
+    calls.append(1)
+    if len(calls) > 1:
+        return execute(self, steps, topology, results)
+    mine = Results()
+    try:
+        execute(self, steps, topology, mine)
+    finally:
+        results.extend(mine)
+
+netlab.kernel.Kernel.execute = counted
+sys.argv = ["netlab", *sys.argv[3:]]
+from netlab.cli import main
+main()
+"""
+
+
+def at_boundary(lab, kill_at: int, command: str, path: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", AT_BOUNDARY, str(kill_at), str(lab.tmp / "boundaries"),
+                           command, path], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", ["apply", "destroy"])
+def test_sigkill_at_every_step_boundary_then_apply_or_destroy_recovers(lab, canaries, figures, command):
+    path = star(lab, 1)
+    if command == "destroy":
+        lab.netlab("apply", path, check=0)
+    (lab.tmp / "boundaries").write_text("")
+    assert at_boundary(lab, 0, command, path).returncode == 0
+    points = sorted({int(n) for n in (lab.tmp / "boundaries").read_text().split()})
+    assert len(points) >= 3, points
+    lab.netlab("destroy" if command == "apply" else "apply", path, check=0)
+    for i, point in enumerate(points):
+        if command == "destroy":
+            canaries.join(f"{lab.p}sbr")
+        proc = at_boundary(lab, point, command, path)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        recover(lab, canaries, path, i, f"kill after {point} step results of {command}", cli=False)
+        if command == "destroy":
+            api.apply(load(path))
+    count(figures, f"crash: SIGKILL at every step boundary of {command}", len(points))
