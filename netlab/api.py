@@ -1,7 +1,7 @@
 """The library API that the CLI is a thin shell over: validate, diff, apply, destroy, show.
 
-Each function takes a loaded Topology. The kernel adapter (and with it pyroute2) is imported only by the
-functions that need the kernel, so `validate` starts fast and needs no root.
+Each function takes a loaded Topology. The kernel adapter (and with it the netlink codec) is imported
+only by the functions that need the kernel, so `validate` starts fast and needs no root.
 """
 
 from __future__ import annotations
