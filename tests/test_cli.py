@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, netns_names
+from conftest import ROOT
 
 SEED = (ROOT / "topologies" / "seed.yaml").read_text()
 
