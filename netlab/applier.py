@@ -39,12 +39,11 @@ def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State
         ran = max((i for i, _ in results), default=-1) + 1
         why = (f"interrupted after the last step ({n}/{n})" if ran == n else
                f"interrupted before step {ran + 1}/{n}")
-        if command == "destroy" and ran == n:
-            raise Stopped(f"{why}: every step has run, but the destroy was not confirmed; 'netlab destroy' "
-                          "again confirms it") from None
         if command == "destroy":
-            raise Stopped(f"{why}: the destroy stopped there, {len(done)} step(s) done and none undone; "
-                          "run 'netlab destroy' again to finish") from None
+            raise Stopped(f"{why}: " + (
+                "every step has run, but the destroy was not confirmed; 'netlab destroy' again confirms it"
+                if ran == n else f"the destroy stopped there, {len(done)} step(s) done and none undone; "
+                                 "run 'netlab destroy' again to finish")) from None
         _roll_back(plan, adapter, done, before, observe, why, KernelError(why), command)  # always raises
     failures = [(i, error) for i, error in results if error is not None]
     # A step can be recorded as done and then as failed (a namespace deleted, whose teardown did not

@@ -73,11 +73,6 @@ class LockedError(NetlabError, TimeoutError):
     kind = "LOCKED"
 
 
-def errno_text(code: int) -> str:
-    """An errno as people and scripts look for it: 'File exists (EEXIST, errno 17)'."""
-    return f"{os.strerror(code)} ({_errno.errorcode.get(code, '?')}, errno {code})"
-
-
 class KernelError(NetlabError, OSError):
     """The kernel refused a request. `errno` is the kernel's reason."""
 
@@ -89,9 +84,10 @@ class KernelError(NetlabError, OSError):
 
     @classmethod
     def of(cls, code: int, what: str = "") -> "KernelError":
-        """The error for errno `code`, what was being done first: 'look up n1/eth0: No such device
-        (ENODEV, errno 19)'."""
-        return cls(f"{what}{': ' if what else ''}{errno_text(code)}", code)
+        """The error for errno `code`, what was being done first, the errno as people and scripts look
+        for it: 'look up n1/eth0: No such device (ENODEV, errno 19)'."""
+        reason = f"{os.strerror(code)} ({_errno.errorcode.get(code, '?')}, errno {code})"
+        return cls(f"{what}: {reason}" if what else reason, code)
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "errno": self.errno}

@@ -125,14 +125,14 @@ class Socket:
         return _HDR.pack(16 + len(body), kind, flags, self.seq, 0) + body
 
     def _messages(self):
-        """The messages of one datagram: (type, flags, sequence number, buffer, offset)."""
+        """The messages of one datagram: (type, flags, sequence number, buffer, offset, length)."""
         data = self.sock.recv(RECV)
         offset = 0
         while offset + 16 <= len(data):
             length, kind, flags, seq, _ = _HDR.unpack_from(data, offset)
             if length < 16:
                 raise NetlinkError(0, "malformed netlink reply")
-            yield kind, flags, seq, data, offset
+            yield kind, flags, seq, data, offset, length
             offset += (length + 3) & ~3
 
     def batch(self, requests: list[Request]) -> list[int]:
@@ -157,7 +157,7 @@ class Socket:
     def _acks(self, first_seq: int, count: int, results: list[int], base: int) -> None:
         pending = count
         while pending:
-            for kind, _, seq, data, offset in self._messages():
+            for kind, _, seq, data, offset, _ in self._messages():
                 if kind == NLMSG_ERROR and first_seq <= seq < first_seq + count:
                     results[base + seq - first_seq] = -_ERR.unpack_from(data, offset + 16)[0]
                     pending -= 1
@@ -184,7 +184,7 @@ class Socket:
     def _replies(self, seq: int, multi: bool = True) -> list[tuple[int, bytes]]:
         out = []
         while True:
-            for kind, flags, got, data, offset in self._messages():
+            for kind, flags, got, data, offset, length in self._messages():
                 if got != seq:
                     continue
                 if kind == NLMSG_DONE:
@@ -194,7 +194,6 @@ class Socket:
                     if code:
                         raise NetlinkError(code, os.strerror(code))
                     return out
-                length = _HDR.unpack_from(data, offset)[0]
                 out.append((kind, data[offset:offset + length]))
                 if not multi and not flags & NLM_F_MULTI:
                     return out

@@ -71,14 +71,10 @@ def plan(desired: State, live: State, topology: str) -> Plan:
 
     # Create what is missing. Undoing a namespace's creation deletes it, and with it the veths that will
     # have an end in it: the adapter waits for their other ends to go before the rollback is judged.
-    crossing: dict[str, set[str]] = {}
-    for ns, want in _desired_links(desired):
-        if want.kind == "veth" and want.peer and want.peer[0] != ns:
-            crossing.setdefault(want.peer[0], set()).add(f"{ns}/{want.name}")
     for ns in sorted(desired.namespaces):
         if ns != HOST and ns not in after.namespaces:
             steps.append(Step("create_netns", ns, undo=(
-                Step("delete_netns", ns, value=sorted(crossing[ns]) if ns in crossing else None),)))
+                Step("delete_netns", ns, value=_dies_with(desired.namespaces[ns], {ns: 0}, {})),)))
             after = State({**after.namespaces, ns: Namespace(ns, topology, {
                 LOOPBACK: Link(LOOPBACK, "loopback", addresses=None, up=False)})})
     created: list[tuple[str, Link]] = []
