@@ -98,7 +98,7 @@ def phases(n: int) -> dict[str, float]:
 
 def decoders(kernel) -> dict[str, float]:
     """Decode the root namespace's link dump (N+ links) with netlab's decoder and with pyroute2's."""
-    from netlab import netlink as nl
+    from netlab.netlink import rtnl as nl
     from netlab.state import HOST
 
     try:

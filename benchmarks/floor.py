@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from netlab import netlink as nl  # noqa: E402
+from netlab.netlink import rtnl as nl, transport  # noqa: E402
 from netlab.kernel import CLONE_NEWNET, MNT_DETACH, MS_BIND, NETNS_DIR, _prepare_netns_dir  # noqa: E402
 
 import shapes  # noqa: E402
@@ -33,13 +33,13 @@ def create(t: shapes.Topology) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     alias = "netlab:" + t.name
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    socks, fds = {shapes.HOST: nl.Socket()}, {}
+    socks, fds = {shapes.HOST: transport.Socket()}, {}
     _prepare_netns_dir()
     for ns in t.namespaces:
         path = f"{NETNS_DIR}/{ns}"
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
         assert libc.unshare(CLONE_NEWNET) == 0
-        socks[ns] = nl.Socket()
+        socks[ns] = transport.Socket()
         socks[ns].request(nl.set_link(index=1, alias=alias))
         fds[ns] = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         assert libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None) == 0
@@ -53,7 +53,7 @@ def create(t: shapes.Topology) -> None:
         index[(ns, name)] = next_index
         return next_index
 
-    ops: list[tuple[str, nl.Request]] = []
+    ops: list[tuple[str, transport.Request]] = []
     for ns, name in t.bridges:
         i = new_index(ns, name)
         ops += [(ns, nl.new_link(name, "bridge", i)), (ns, nl.set_link(index=i, alias=alias))]
@@ -81,7 +81,7 @@ def destroy(t: shapes.Topology) -> None:
         path = f"{NETNS_DIR}/{ns}"
         libc.umount2(path.encode(), MNT_DETACH)
         os.unlink(path)
-    host = nl.Socket()
+    host = transport.Socket()
     codes = host.batch([nl.del_link(name) for ns, name in t.bridges if ns == shapes.HOST])
     assert not any(codes)
 

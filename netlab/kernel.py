@@ -9,7 +9,7 @@ socket, and returns. New namespaces are made the same way with `unshare(CLONE_NE
 under /run/netns, as `ip netns add` does. Each namespace is opened once per run.
 
 Writes are batched: consecutive steps in the same namespace go to the kernel in one `sendmsg`, and each
-acknowledgement is matched to its step (netlink.py). SIGINT and SIGTERM are held while a batch or a
+acknowledgement is matched to its step (netlink/transport.py). SIGINT and SIGTERM are held while a batch or a
 namespace step runs, so an interrupt arrives between batches, with the result of every step known.
 
 Read-only means read-only: observing never creates a namespace or a file.
@@ -28,7 +28,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from . import netlink as nl
+from .netlink import rtnl as nl
+from .netlink import transport
 from .errors import KernelError
 from .plan import Step
 from .state import HOST, LOOPBACK, Link, Namespace, State, mark, owner_from_alias
@@ -65,8 +66,8 @@ class _Op:
     """One step as netlink requests. `cleanup` is sent if the first request succeeded and a later one
     failed, so that a failed step leaves nothing behind."""
 
-    requests: list[nl.Request]
-    cleanup: nl.Request | None = None
+    requests: list[transport.Request]
+    cleanup: transport.Request | None = None
 
 
 @dataclass
@@ -86,7 +87,7 @@ class Kernel:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         self._home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         self._fds: dict[str, int] = {HOST: self._home}
-        self._sockets: dict[str, nl.Socket] = {}
+        self._sockets: dict[str, transport.Socket] = {}
         self._nsids: dict[tuple[str, str], int | None] = {}
         self._taken: dict[str, set[int]] = {}  # ifindexes seen (or chosen) per namespace
         self._indexes: dict[str, dict[str, int]] = {}  # namespace -> name -> ifindex of links made here
@@ -123,18 +124,18 @@ class Kernel:
             os.close(fd)
             return None
         try:
-            self._sockets[ns] = nl.Socket()
+            self._sockets[ns] = transport.Socket()
         finally:
             _check(_libc.setns(self._home, CLONE_NEWNET), "return to the root namespace")
         self._fds[ns] = fd
         return fd
 
-    def _sock(self, ns: str) -> nl.Socket:
+    def _sock(self, ns: str) -> transport.Socket:
         sock = self._sockets.get(ns)
         if sock is not None:
             return sock
         if ns == HOST:
-            sock = self._sockets[HOST] = nl.Socket()
+            sock = self._sockets[HOST] = transport.Socket()
             return sock
         if self._fd(ns) is None:
             raise KernelError.of(errno.ENOENT, f"namespace {ns}")
@@ -403,7 +404,7 @@ class Kernel:
             try:
                 probe = nl.link_by_name(name)
                 return nl.decode_link(self._sock(ns).get(probe.type, probe.body))["index"]
-            except nl.NetlinkError as exc:
+            except transport.NetlinkError as exc:
                 if exc.errno != errno.ENODEV:
                     raise KernelError.of(exc.errno, f"look up {ns}/{name}") from None
                 if attempt or not flush():
@@ -486,7 +487,7 @@ class Kernel:
             _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
             try:
                 # Mark lo before the namespace gets its name: a crash in between leaves nothing behind.
-                sock = nl.Socket()
+                sock = transport.Socket()
                 sock.request(nl.set_link(index=1, alias=alias))
                 nsfd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
                 _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),

@@ -9,7 +9,8 @@ import errno
 import pytest
 from typer.testing import CliRunner
 
-from netlab import api, cli, netlink
+from netlab import api, cli
+from netlab.netlink import rtnl as netlink, transport
 from netlab.errors import KernelError, RollbackIncomplete, RolledBack
 from netlab.kernel import Kernel, _Op
 from netlab.model import load
@@ -51,7 +52,7 @@ class FailingKernel(Kernel):
         if id(step) in self.targets:
             # A malformed attribute (a 1-byte MTU): the kernel refuses it with EINVAL before it looks for
             # the link, whatever the step; the error is then reported as `code`.
-            bad = netlink.Request(netlink.RTM_SETLINK, 0, netlink.ifinfo(0x7FFFFFFF)
+            bad = transport.Request(netlink.RTM_SETLINK, 0, netlink.ifinfo(0x7FFFFFFF)
                                   + netlink.attr(netlink.IFLA_MTU, b"\x01"))
             return _Op([bad])
         return super()._op(step, alias, flush)

@@ -1,27 +1,21 @@
-"""A narrow rtnetlink codec: exactly the messages netlab sends, and the fields of the replies it compares.
+"""rtnetlink messages: exactly the requests netlab sends, and the fields of the replies it compares.
 
 Why not pyroute2 here (docs/performance.md has the figures): importing it costs more than a whole
 10-namespace apply by one `ip` process per command; its parser decodes every attribute of every message,
 which at 1000 namespaces takes seconds where decoding the dozen fields the planner compares takes a tenth
-of that; and it sends one request per syscall. This module packs requests with `struct`, sends many of
-them in one `sendmsg`, and matches each acknowledgement to its request by sequence number, so that a
-failure inside a batch is still attributed to the one request that failed.
+of that; and it sends one request per syscall. Decoding is selective: only what the planner compares.
 
-Nothing here knows about topologies or plans: `kernel.py` turns plan steps into these messages.
+Nothing here knows about topologies or plans: the kernel adapter turns plan steps into these messages.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
-from dataclasses import dataclass
 
-# netlink
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x2, 0x4, 0x300
-NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
-SOL_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK = 270, 10, 11
+from .codec import ATTR, NLA_F_NESTED, NLA_TYPE_MASK, attr, attributes, string, text, u32
+from .transport import NLM_F_CREATE, NLM_F_EXCL, Request
+
 # rtnetlink message types
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
@@ -37,28 +31,8 @@ IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
 IFA_F_NODAD, IFA_F_PERMANENT = 0x02, 0x80
 NETNSA_NSID, NETNSA_FD = 1, 3
 
-_HDR = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, seq, pid
 _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
 _IFADDR = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefixlen, flags, scope, index
-_ATTR = struct.Struct("=HH")
-_ERR = struct.Struct("=i")
-CHUNK = 1 << 16  # bytes of requests per sendmsg; their acks fit the receive buffer many times over
-SO_RCVBUFFORCE = 33
-RCVBUF = 1 << 22  # the socket's receive buffer: room for the acks of a whole chunk
-RECV = 1 << 16  # bytes per recv(); the kernel fills at most 32 KiB per dump message batch
-
-
-def attr(kind: int, data: bytes) -> bytes:
-    n = 4 + len(data)
-    return _ATTR.pack(n, kind) + data + b"\0" * (-n & 3)
-
-
-def string(kind: int, text: str) -> bytes:
-    return attr(kind, text.encode() + b"\0")
-
-
-def u32(kind: int, value: int) -> bytes:
-    return attr(kind, struct.pack("=I", value))
 
 
 def ifinfo(index: int = 0, flags: int = 0, change: int = 0) -> bytes:
@@ -67,136 +41,6 @@ def ifinfo(index: int = 0, flags: int = 0, change: int = 0) -> bytes:
 
 def ifaddr(family: int, prefixlen: int, index: int, flags: int = 0) -> bytes:
     return _IFADDR.pack(family, prefixlen, flags, 0, index)
-
-
-@dataclass(frozen=True)
-class Request:
-    """One netlink request: message type, flags (NLM_F_REQUEST | NLM_F_ACK are added) and body."""
-
-    type: int
-    flags: int
-    body: bytes
-
-
-def attributes(data: bytes, offset: int, end: int) -> dict[int, bytes]:
-    """The top-level attributes in data[offset:end], by type (nested ones stay packed)."""
-    found = {}
-    while offset + 4 <= end:
-        length, kind = _ATTR.unpack_from(data, offset)
-        if length < 4:
-            break
-        found[kind & 0x3FFF] = data[offset + 4:offset + length]
-        offset += (length + 3) & ~3
-    return found
-
-
-def text(value: bytes | None) -> str | None:
-    return None if value is None else value.rstrip(b"\0").decode(errors="replace")
-
-
-class NetlinkError(OSError):
-    """A request the kernel refused (`errno` is the kernel's error), or a reply that cannot be read."""
-
-
-class Socket:
-    """An rtnetlink socket of the network namespace the calling thread is in when it is made."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
-        try:
-            self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)  # an error ack echoes only the header
-            self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
-            try:
-                self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)  # needs CAP_NET_ADMIN
-            except OSError:
-                pass
-            self.sock.bind((0, 0))
-        except BaseException:
-            self.sock.close()
-            raise
-        self.seq = 0
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _frame(self, kind: int, flags: int, body: bytes) -> bytes:
-        """One message with the next sequence number."""
-        self.seq += 1
-        return _HDR.pack(16 + len(body), kind, flags, self.seq, 0) + body
-
-    def _messages(self):
-        """The messages of one datagram: (type, flags, sequence number, buffer, offset, length)."""
-        data = self.sock.recv(RECV)
-        offset = 0
-        while offset + 16 <= len(data):
-            length, kind, flags, seq, _ = _HDR.unpack_from(data, offset)
-            if length < 16:
-                raise NetlinkError(0, "malformed netlink reply")
-            yield kind, flags, seq, data, offset, length
-            offset += (length + 3) & ~3
-
-    def batch(self, requests: list[Request]) -> list[int]:
-        """Send the requests in order, as few sendmsg calls as fit, each asking for an ack; return one
-        errno per request (0 for success). The kernel handles them one after the other, as if sent one
-        by one, and goes on after a failure: each result belongs to its own request."""
-        results = [0] * len(requests)
-        start = 0
-        while start < len(requests):
-            first_seq = self.seq + 1
-            packed, size, end = [], 0, start
-            while end < len(requests) and (size < CHUNK or end == start):
-                r = requests[end]
-                packed.append(self._frame(r.type, r.flags | NLM_F_REQUEST | NLM_F_ACK, r.body))
-                size += len(packed[-1])
-                end += 1
-            self.sock.sendall(b"".join(packed))
-            self._acks(first_seq, end - start, results, start)
-            start = end
-        return results
-
-    def _acks(self, first_seq: int, count: int, results: list[int], base: int) -> None:
-        pending = count
-        while pending:
-            for kind, _, seq, data, offset, _ in self._messages():
-                if kind == NLMSG_ERROR and first_seq <= seq < first_seq + count:
-                    results[base + seq - first_seq] = -_ERR.unpack_from(data, offset + 16)[0]
-                    pending -= 1
-
-    def request(self, request: Request) -> None:
-        """Send one request; raise NetlinkError if the kernel refuses it."""
-        code = self.batch([request])[0]
-        if code:
-            raise NetlinkError(code, os.strerror(code))
-
-    def dump(self, kind: int, body: bytes) -> list[tuple[int, bytes]]:
-        """Every reply to a dump request, as (message type, message)."""
-        self.sock.sendall(self._frame(kind, NLM_F_REQUEST | NLM_F_DUMP, body))
-        return self._replies(self.seq)
-
-    def get(self, kind: int, body: bytes) -> bytes:
-        """The one message that answers a non-dump request; NetlinkError if the kernel refuses it."""
-        self.sock.sendall(self._frame(kind, NLM_F_REQUEST, body))
-        replies = self._replies(self.seq, multi=False)
-        if not replies:
-            raise NetlinkError(0, "no reply")
-        return replies[0][1]
-
-    def _replies(self, seq: int, multi: bool = True) -> list[tuple[int, bytes]]:
-        out = []
-        while True:
-            for kind, flags, got, data, offset, length in self._messages():
-                if got != seq:
-                    continue
-                if kind == NLMSG_DONE:
-                    return out
-                if kind == NLMSG_ERROR:
-                    code = -_ERR.unpack_from(data, offset + 16)[0]
-                    if code:
-                        raise NetlinkError(code, os.strerror(code))
-                    return out
-                out.append((kind, data[offset:offset + length]))
-                if not multi and not flags & NLM_F_MULTI:
-                    return out
 
 
 # --- requests -------------------------------------------------------------------------------------------
@@ -271,8 +115,8 @@ def link_by_name(name: str) -> Request:
 
 _LINK_FIELDS = frozenset({IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO,
                           IFLA_IFALIAS, IFLA_LINK_NETNSID})
-_NLA_F_NESTED = 0x8000
-_LINK_TYPES = _LINK_FIELDS | {kind | _NLA_F_NESTED for kind in _LINK_FIELDS}  # as sent, flag or not
+
+_LINK_TYPES = _LINK_FIELDS | {kind | NLA_F_NESTED for kind in _LINK_FIELDS}  # as sent, flag or not
 
 
 def decode_link(data: bytes, offset: int = 16) -> dict:
@@ -280,13 +124,13 @@ def decode_link(data: bytes, offset: int = 16) -> dict:
     carries some forty attributes; only these eight are copied out."""
     _, _, index, flags, _ = _IFINFO.unpack_from(data, offset)
     a = {}
-    pos, end, unpack = offset + _IFINFO.size, len(data), _ATTR.unpack_from
+    pos, end, unpack = offset + _IFINFO.size, len(data), ATTR.unpack_from
     while pos + 4 <= end:
         length, kind = unpack(data, pos)
         if length < 4:
             break
         if kind in _LINK_TYPES:
-            a[kind & 0x3FFF] = data[pos + 4:pos + length]
+            a[kind & NLA_TYPE_MASK] = data[pos + 4:pos + length]
         pos += (length + 3) & ~3
     kind = None
     if IFLA_LINKINFO in a:
