@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, _require_root
 
 SEED = (ROOT / "topologies" / "seed.yaml").read_text()
 
@@ -54,9 +54,6 @@ def test_usage_errors_exit_1_not_2():
     assert netlab("diff", "--help").returncode == 0
 
 
-UNPRIVILEGED = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
-
-
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
@@ -64,7 +61,7 @@ def without(cap: str) -> list[str]:
     return ["setpriv", f"--bounding-set=-{cap}", f"--inh-caps=-{cap}"]
 
 
-@UNPRIVILEGED
+@pytest.mark.kernel  # setpriv can drop privileges only from root; reads /run/netns and the host's links
 @pytest.mark.parametrize("prefix,missing", [
     (NOBODY, "CAP_NET_ADMIN and CAP_SYS_ADMIN"),
     (without("net_admin"), "CAP_NET_ADMIN"),
@@ -72,6 +69,7 @@ def without(cap: str) -> list[str]:
 ], ids=["non-root", "root-without-net_admin", "root-without-sys_admin"])
 def test_without_a_capability_validate_works_and_the_rest_name_it_and_write_nothing(public_file, prefix,
                                                                                     missing):
+    _require_root()
     before = (sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],
               sorted(os.listdir("/sys/class/net")))
     proc = netlab("validate", public_file, prefix=prefix, cwd="/")

@@ -10,6 +10,8 @@ import pytest
 
 from conftest import ip_json, netns_names
 
+pytestmark = pytest.mark.kernel
+
 # The tutorial's final topology, under the test's prefix '@'.
 SEED = """
 name: "@"

@@ -14,8 +14,6 @@ from netlab.model import load
 
 from test_kernel_reconcile import SEED
 
-pytestmark = pytest.mark.kernel
-
 
 def pyroute2_link(data: bytes) -> dict:
     m = ifinfmsg(data)
@@ -29,6 +27,7 @@ def pyroute2_link(data: bytes) -> dict:
             "kind": "loopback" if m["flags"] & 8 else (kind or "device")}
 
 
+@pytest.mark.kernel
 def test_decoded_links_and_addresses_agree_with_pyroute2(lab):
     topo = load(lab.write(SEED))  # the lab's teardown destroys it
     api.apply(topo)
