@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job: install netlab, build the tutorial's final topology with one `netlab apply`, and show that
-# ns0, ns1 and ns2 reach each other. The topology is LEFT RUNNING so that you can explore it
+# The main job: install netlab, build the final topology of docs/tutorial.md with one `netlab apply`, and
+# show that ns0, ns1 and ns2 reach each other. The topology is LEFT RUNNING so that you can explore it
 # (`ip netns exec ns1 bash`); remove it with `.venv/bin/netlab destroy topologies/seed.yaml`.
 # Run as root from the repository's top folder.
 set -euo pipefail
