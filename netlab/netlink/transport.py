@@ -91,21 +91,24 @@ class NetlinkError(OSError):
 class Socket:
     """An rtnetlink socket of the network namespace the calling thread is in when it is made.
 
-    `rcvbuf` is the receive buffer to ask for. Past net.core.rmem_max it takes CAP_NET_ADMIN in the initial
-    user namespace (SO_RCVBUFFORCE); without it (in a user namespace, say) the socket gets at most
-    rmem_max. Attributes: `rcvbuf`, what the socket got (as the kernel counts it, doubled); `batch_limit`,
-    how many acks it holds, so how many requests one sendmsg carries; `dump_retries`, how many times a
-    dump was read again because the kernel marked it inconsistent. `recv_size` is the read buffer."""
+    `rcvbuf` is the receive buffer to ask for (RCVBUF if None). Past net.core.rmem_max it takes
+    CAP_NET_ADMIN in the initial user namespace (SO_RCVBUFFORCE); without it (in a user namespace, say) the
+    socket gets at most rmem_max. `recv_size` is the read buffer.
 
-    def __init__(self, rcvbuf: int = RCVBUF, recv_size: int = RECV):
+    Attributes: `rcvbuf`, what the socket got (as the kernel counts it: doubled); `batch_limit`, how many
+    acks that holds, so how many requests one sendmsg carries; `dump_retries`, how many times a dump was
+    read again because the kernel marked it inconsistent."""
+
+    def __init__(self, rcvbuf: int | None = None, recv_size: int = RECV):
+        asked = RCVBUF if rcvbuf is None else rcvbuf
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
         try:
             self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)  # an error ack echoes only the header
             self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
             try:
-                self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+                self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, asked)
             except PermissionError:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, asked)
             self.sock.bind((0, 0))
         except BaseException:
             self.sock.close()
