@@ -1,182 +1,251 @@
-"""rtnetlink messages: exactly the requests netlab sends, and the fields of the replies it compares.
+"""rtnetlink messages: their headers and attribute tables, the requests netlab sends, and the fields of the
+replies it compares.
 
 Why not pyroute2 here (docs/performance.md has the figures): importing it costs more than a whole
 10-namespace apply by one `ip` process per command; its parser decodes every attribute of every message,
 which at 1000 namespaces takes seconds where decoding the dozen fields the planner compares takes a tenth
 of that; and it sends one request per syscall. Decoding is selective: only what the planner compares.
 
-Nothing here knows about topologies or plans: the kernel adapter turns plan steps into these messages.
+The tables follow the kernel's uapi headers (if_link.h, if_addr.h, rtnetlink.h, pkt_sched.h, if_bridge.h,
+veth.h, net_namespace.h); a field is named after its constant without the prefix (IFLA_IFNAME: "ifname").
+They declare only what netlab sends or reads, or is about to. Nothing here knows about topologies or plans:
+the kernel adapter turns plan steps into these messages, and a link kind encodes its own IFLA_INFO_DATA.
 """
 
 from __future__ import annotations
 
 import socket
-import struct
 
-from .codec import ATTR, NLA_F_NESTED, NLA_TYPE_MASK, attr, attributes, string, text, u32
+from .codec import (
+    BYTES,
+    MAC,
+    S32,
+    S64,
+    STRING,
+    U16,
+    U32,
+    U64,
+    Array,
+    Nested,
+    Repeated,
+    String,
+    Struct,
+    StructThen,
+    Table,
+    attr,  # noqa: F401  re-exported: tests build malformed requests with it
+    message,
+)
 from .transport import NLM_F_CREATE, NLM_F_EXCL, Request
 
 # rtnetlink message types
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
 RTM_GETNSID = 90
 # link attributes
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
-IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 18, 20, 28, 29, 37
+IFLA_ADDRESS, IFLA_BROADCAST, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 2, 3, 4, 5, 10
+IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC, IFLA_NET_NS_FD, IFLA_EXT_MASK = 18, 20, 26, 28, 29
+IFLA_LINK_NETNSID, IFLA_NEW_IFINDEX = 37, 49
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
+IFLA_BRIDGE_FLAGS, IFLA_BRIDGE_MODE, IFLA_BRIDGE_VLAN_INFO = 0, 1, 2
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 IFF_UP, IFF_LOOPBACK = 0x1, 0x8
 # address attributes and flags
 IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
 IFA_F_NODAD, IFA_F_PERMANENT = 0x02, 0x80
-NETNSA_NSID, NETNSA_FD = 1, 3
+NETNSA_NSID, NETNSA_PID, NETNSA_FD = 1, 2, 3
+# route attributes
+RTA_DST, RTA_SRC, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC = 1, 2, 4, 5, 6, 7
+RTA_METRICS, RTA_MULTIPATH, RTA_TABLE = 8, 9, 15
+RTAX_MTU = 2
+# traffic control attributes
+TCA_KIND, TCA_OPTIONS = 1, 2
+TCA_NETEM_CORR, TCA_NETEM_REORDER, TCA_NETEM_CORRUPT, TCA_NETEM_RATE = 1, 3, 4, 6
+TCA_NETEM_ECN, TCA_NETEM_RATE64, TCA_NETEM_LATENCY64, TCA_NETEM_JITTER64 = 7, 8, 10, 11
 
-_IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
-_IFADDR = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefixlen, flags, scope, index
+# --- headers and tables ---------------------------------------------------------------------------------
+
+IFINFOMSG = Struct("ifinfomsg", "=BxHiII", ("family", "type", "index", "flags", "change"))
+IFADDRMSG = Struct("ifaddrmsg", "=BBBBI", ("family", "prefixlen", "flags", "scope", "index"))
+RTGENMSG = Struct("rtgenmsg", "=Bxxx", ("family",))
+RTMSG = Struct("rtmsg", "=BBBBBBBBI",
+               ("family", "dst_len", "src_len", "tos", "table", "protocol", "scope", "type", "flags"))
+TCMSG = Struct("tcmsg", "=BxxxiIII", ("family", "ifindex", "handle", "parent", "info"))
+
+# IFLA_INFO_DATA's layout depends on the kind, so it stays bytes here: the kind's own file encodes it.
+LINKINFO = Table("linkinfo", {IFLA_INFO_KIND: ("kind", STRING), IFLA_INFO_DATA: ("data", BYTES)})
+LINK = Table("link", {
+    IFLA_ADDRESS: ("address", MAC),
+    IFLA_BROADCAST: ("broadcast", MAC),
+    IFLA_IFNAME: ("ifname", STRING),
+    IFLA_MTU: ("mtu", U32),
+    IFLA_LINK: ("link", U32),
+    IFLA_MASTER: ("master", U32),
+    IFLA_LINKINFO: ("linkinfo", Nested(LINKINFO)),
+    # Sent without a NUL, as iproute2 does: the kernel counts a NUL in the alias's 255-byte limit, and an
+    # empty alias with a NUL would be stored instead of clearing it.
+    IFLA_IFALIAS: ("ifalias", String(terminated=False)),
+    IFLA_AF_SPEC: ("af_spec", BYTES),  # per address family: see BRIDGE_LINK
+    IFLA_NET_NS_FD: ("net_ns_fd", U32),
+    IFLA_EXT_MASK: ("ext_mask", U32),
+    IFLA_LINK_NETNSID: ("link_netnsid", S32),
+    IFLA_NEW_IFINDEX: ("new_ifindex", S32),
+})
+# A veth's IFLA_INFO_DATA: the other end, as an ifinfomsg and its link attributes.
+VETH_INFO = Table("veth info", {VETH_INFO_PEER: ("peer", StructThen(IFINFOMSG, LINK))})
+
+# AF_BRIDGE link messages (`bridge vlan`): IFLA_AF_SPEC holds the port's VLANs, one attribute each.
+BRIDGE_VLAN_INFO = Struct("bridge_vlan_info", "=HH", ("flags", "vid"))
+BRIDGE_AF_SPEC = Table("bridge af_spec", {
+    IFLA_BRIDGE_FLAGS: ("flags", U16),
+    IFLA_BRIDGE_MODE: ("mode", U16),
+    IFLA_BRIDGE_VLAN_INFO: ("vlan_info", Repeated(BRIDGE_VLAN_INFO)),
+})
+BRIDGE_LINK = Table("link (AF_BRIDGE)", {**LINK.attrs, IFLA_AF_SPEC: ("af_spec", Nested(BRIDGE_AF_SPEC))})
+
+ADDR = Table("addr", {IFA_ADDRESS: ("address", BYTES), IFA_LOCAL: ("local", BYTES), IFA_FLAGS: ("flags", U32)})
+NETNSA = Table("netnsa", {NETNSA_NSID: ("nsid", S32), NETNSA_PID: ("pid", U32), NETNSA_FD: ("fd", U32)})
+
+METRICS = Table("metrics", {RTAX_MTU: ("mtu", U32)})
+# RTA_MULTIPATH: struct rtnexthop {u16 len; u8 flags; u8 hops; int ifindex}, then the nexthop's attributes.
+RTNEXTHOP = Struct("rtnexthop", "=HBBi", (None, "flags", "hops", "ifindex"))
+NEXTHOP = Table("nexthop", {RTA_GATEWAY: ("gateway", BYTES)})
+ROUTE = Table("route", {
+    RTA_DST: ("dst", BYTES),
+    RTA_SRC: ("src", BYTES),
+    RTA_OIF: ("oif", U32),
+    RTA_GATEWAY: ("gateway", BYTES),
+    RTA_PRIORITY: ("priority", U32),
+    RTA_PREFSRC: ("prefsrc", BYTES),
+    RTA_METRICS: ("metrics", Nested(METRICS)),
+    RTA_MULTIPATH: ("multipath", Array(StructThen(RTNEXTHOP, NEXTHOP))),
+    RTA_TABLE: ("table", U32),
+})
+
+# TCA_OPTIONS's layout depends on TCA_KIND, like IFLA_INFO_DATA: bytes here, NETEM_OPTIONS for netem.
+TC = Table("tc", {TCA_KIND: ("kind", STRING), TCA_OPTIONS: ("options", BYTES)})
+TC_NETEM_QOPT = Struct("tc_netem_qopt", "=6I", ("latency", "limit", "loss", "gap", "duplicate", "jitter"))
+NETEM = Table("netem", {
+    TCA_NETEM_CORR: ("corr", Struct("tc_netem_corr", "=3I", ("delay_corr", "loss_corr", "dup_corr"))),
+    TCA_NETEM_REORDER: ("reorder", Struct("tc_netem_reorder", "=2I", ("probability", "correlation"))),
+    TCA_NETEM_CORRUPT: ("corrupt", Struct("tc_netem_corrupt", "=2I", ("probability", "correlation"))),
+    TCA_NETEM_RATE: ("rate", Struct("tc_netem_rate", "=IiIi",
+                                    ("rate", "packet_overhead", "cell_size", "cell_overhead"))),
+    TCA_NETEM_ECN: ("ecn", U32),
+    TCA_NETEM_RATE64: ("rate64", U64),
+    TCA_NETEM_LATENCY64: ("latency64", S64),
+    TCA_NETEM_JITTER64: ("jitter64", S64),
+})
+# The kernel reads the struct, then attributes from the next 4-byte boundary, not flagged nested.
+NETEM_OPTIONS = StructThen(TC_NETEM_QOPT, NETEM)
 
 
 def ifinfo(index: int = 0, flags: int = 0, change: int = 0) -> bytes:
-    return _IFINFO.pack(socket.AF_UNSPEC, 0, index, flags, change)
+    return IFINFOMSG.encode({"index": index, "flags": flags, "change": change})
 
 
 def ifaddr(family: int, prefixlen: int, index: int, flags: int = 0) -> bytes:
-    return _IFADDR.pack(family, prefixlen, flags, 0, index)
+    return IFADDRMSG.encode({"family": family, "prefixlen": prefixlen, "flags": flags, "index": index})
 
 
 # --- requests -------------------------------------------------------------------------------------------
 
 def new_link(name: str, kind: str, index: int = 0, mtu: int | None = None, mac: bytes | None = None,
-             peer: dict | None = None) -> Request:
-    """RTM_NEWLINK, failing if the name (or the ifindex asked for) is taken. `peer` (veth) has name, and
-    optional net_ns_fd, index, mtu, mac."""
-    attrs = [string(IFLA_IFNAME, name)]
-    if mtu is not None:
-        attrs.append(u32(IFLA_MTU, mtu))
-    if mac is not None:
-        attrs.append(attr(IFLA_ADDRESS, mac))
-    data = b""
+             peer: dict | None = None, info_data: bytes | None = None) -> Request:
+    """RTM_NEWLINK, failing if the name (or the ifindex asked for) is taken. `info_data` is the kind's
+    IFLA_INFO_DATA, encoded by the kind; `peer` (veth) encodes it instead from name, and optional
+    net_ns_fd, index, mtu, mac."""
     if peer is not None:
-        peer_attrs = [string(IFLA_IFNAME, peer["name"])]
-        if peer.get("net_ns_fd") is not None:
-            peer_attrs.append(u32(IFLA_NET_NS_FD, peer["net_ns_fd"]))
-        if peer.get("mtu") is not None:
-            peer_attrs.append(u32(IFLA_MTU, peer["mtu"]))
-        if peer.get("mac") is not None:
-            peer_attrs.append(attr(IFLA_ADDRESS, peer["mac"]))
-        data = attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, ifinfo(peer.get("index", 0)) + b"".join(peer_attrs)))
-    attrs.append(attr(IFLA_LINKINFO, string(IFLA_INFO_KIND, kind) + data))
-    return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfo(index) + b"".join(attrs))
+        if info_data is not None:
+            raise ValueError("new_link: peer and info_data are two ways to give the same attribute")
+        info_data = VETH_INFO.encode({"peer": {
+            "index": peer.get("index", 0), "ifname": peer["name"], "net_ns_fd": peer.get("net_ns_fd"),
+            "mtu": peer.get("mtu"), "address": _mac(peer.get("mac"))}})
+    return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, message(IFINFOMSG, {"index": index}, LINK, {
+        "ifname": name, "mtu": mtu, "address": _mac(mac), "linkinfo": {"kind": kind, "data": info_data}}))
 
 
 def set_link(name: str | None = None, index: int = 0, *, up: bool | None = None, mtu: int | None = None,
              mac: bytes | None = None, master: int | None = None, alias: str | None = None) -> Request:
     """RTM_SETLINK on the link `index`, or on the link called `name`."""
-    attrs = []
-    if name is not None and not index:
-        attrs.append(string(IFLA_IFNAME, name))
-    if mtu is not None:
-        attrs.append(u32(IFLA_MTU, mtu))
-    if mac is not None:
-        attrs.append(attr(IFLA_ADDRESS, mac))
-    if master is not None:
-        attrs.append(u32(IFLA_MASTER, master))
-    if alias is not None:
-        attrs.append(attr(IFLA_IFALIAS, alias.encode()))
     flags = change = 0
     if up is not None:
         flags, change = (IFF_UP if up else 0), IFF_UP
-    return Request(RTM_SETLINK, 0, ifinfo(index, flags, change) + b"".join(attrs))
+    return Request(RTM_SETLINK, 0, message(IFINFOMSG, {"index": index, "flags": flags, "change": change}, LINK, {
+        "ifname": None if index else name, "mtu": mtu, "address": _mac(mac), "master": master, "ifalias": alias}))
 
 
 def del_link(name: str | None = None, index: int = 0) -> Request:
-    return Request(RTM_DELLINK, 0, ifinfo(index) + (string(IFLA_IFNAME, name) if not index else b""))
+    return Request(RTM_DELLINK, 0, message(IFINFOMSG, {"index": index}, LINK, {"ifname": None if index else name}))
 
 
 def address(add: bool, index: int, family: int, packed: bytes, prefixlen: int) -> Request:
     """RTM_NEWADDR (failing if it exists) or RTM_DELADDR. An IPv6 address is added without duplicate
     address detection, so it is usable at once."""
     flags = IFA_F_NODAD if add and family == socket.AF_INET6 else 0
-    body = ifaddr(family, prefixlen, index, flags) + attr(IFA_LOCAL, packed) + attr(IFA_ADDRESS, packed)
+    header = {"family": family, "prefixlen": prefixlen, "flags": flags, "index": index}
+    body = message(IFADDRMSG, header, ADDR, {"local": packed, "address": packed})
     if add:
         return Request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
     return Request(RTM_DELADDR, 0, body)
 
 
+def _mac(mac: bytes | None) -> str | None:
+    return None if mac is None else mac.hex(":")
+
+
 # --- replies --------------------------------------------------------------------------------------------
 
 def link_dump_request() -> bytes:
-    return ifinfo() + u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
+    return message(IFINFOMSG, {}, LINK, {"ext_mask": RTEXT_FILTER_SKIP_STATS})
 
 
 def link_by_name(name: str) -> Request:
     """RTM_GETLINK of one link by name, without statistics."""
-    return Request(RTM_GETLINK, 0, link_dump_request() + string(IFLA_IFNAME, name))
+    body = message(IFINFOMSG, {}, LINK, {"ifname": name, "ext_mask": RTEXT_FILTER_SKIP_STATS})
+    return Request(RTM_GETLINK, 0, body)
 
 
-_LINK_FIELDS = frozenset({IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO,
-                          IFLA_IFALIAS, IFLA_LINK_NETNSID})
-
-_LINK_TYPES = _LINK_FIELDS | {kind | NLA_F_NESTED for kind in _LINK_FIELDS}  # as sent, flag or not
+# A link message carries some forty attributes; only these are decoded.
+_LINK_READ = frozenset({"address", "ifname", "mtu", "link", "master", "linkinfo", "ifalias", "link_netnsid"})
 
 
 def decode_link(data: bytes, offset: int = 16) -> dict:
-    """The fields of an RTM_NEWLINK message (its body at `offset`) that netlab compares. A link message
-    carries some forty attributes; only these eight are copied out."""
-    _, _, index, flags, _ = _IFINFO.unpack_from(data, offset)
-    a = {}
-    pos, end, unpack = offset + _IFINFO.size, len(data), ATTR.unpack_from
-    while pos + 4 <= end:
-        length, kind = unpack(data, pos)
-        if length < 4:
-            break
-        if kind in _LINK_TYPES:
-            a[kind & NLA_TYPE_MASK] = data[pos + 4:pos + length]
-        pos += (length + 3) & ~3
-    kind = None
-    if IFLA_LINKINFO in a:
-        info = a[IFLA_LINKINFO]
-        kind = text(attributes(info, 0, len(info)).get(IFLA_INFO_KIND))
-    if flags & IFF_LOOPBACK:
-        kind = "loopback"
+    """The fields of an RTM_NEWLINK message (its body at `offset`) that netlab compares, and the kind's
+    IFLA_INFO_DATA (bytes, for the kind to decode)."""
+    _, _, index, flags, _ = IFINFOMSG.unpack_from(data, offset)  # the hot path: no dict for the header
+    a = LINK.decode(data, offset + IFINFOMSG.size, only=_LINK_READ)
+    info = a.get("linkinfo") or {}
     return {
         "index": index,
-        "name": text(a.get(IFLA_IFNAME)),
-        "kind": kind or "device",
-        "link": _u32(a.get(IFLA_LINK)),
-        "link_nsid": _s32(a.get(IFLA_LINK_NETNSID)),
-        "master": _u32(a.get(IFLA_MASTER)),
+        "name": a.get("ifname"),
+        "kind": "loopback" if flags & IFF_LOOPBACK else info.get("kind") or "device",
+        "link": a.get("link"),
+        "link_nsid": a.get("link_netnsid"),
+        "master": a.get("master"),
         "up": bool(flags & IFF_UP),
-        "mtu": _u32(a.get(IFLA_MTU)),
-        "mac": a[IFLA_ADDRESS].hex(":") if a.get(IFLA_ADDRESS) else None,
-        "alias": text(a.get(IFLA_IFALIAS)) or None,
+        "mtu": a.get("mtu"),
+        "mac": a.get("address") or None,
+        "alias": a.get("ifalias") or None,
+        "info_data": info.get("data"),
         "addresses": set(),
     }
 
 
 def decode_address(data: bytes, offset: int = 16) -> tuple[int, int, bytes, int, int] | None:
     """(link index, family, packed address, prefix length, flags) of an RTM_NEWADDR message."""
-    family, prefixlen, flags, _, index = _IFADDR.unpack_from(data, offset)
-    a = attributes(data, offset + _IFADDR.size, len(data))
-    packed = a.get(IFA_LOCAL) or a.get(IFA_ADDRESS)
+    h = IFADDRMSG.decode(data, offset)
+    a = ADDR.decode(data, offset + IFADDRMSG.size)
+    packed = a.get("local") or a.get("address")
     if packed is None:
         return None
-    if IFA_FLAGS in a:
-        flags = struct.unpack("=I", a[IFA_FLAGS])[0]
-    return index, family, packed, prefixlen, flags
+    return h["index"], h["family"], packed, h["prefixlen"], a.get("flags", h["flags"])
 
 
 def nsid_request(fd: int) -> bytes:
-    return struct.pack("=Bxxx", socket.AF_UNSPEC) + u32(NETNSA_FD, fd)
+    return message(RTGENMSG, {"family": socket.AF_UNSPEC}, NETNSA, {"fd": fd})
 
 
 def decode_nsid(data: bytes, offset: int = 16) -> int | None:
-    a = attributes(data, offset + 4, len(data))
-    return _s32(a.get(NETNSA_NSID))
-
-
-def _u32(value: bytes | None) -> int | None:
-    return None if value is None else struct.unpack("=I", value)[0]
-
-
-def _s32(value: bytes | None) -> int | None:
-    return None if value is None else struct.unpack("=i", value)[0]
+    return NETNSA.decode(data, offset + RTGENMSG.size).get("nsid")

@@ -1,0 +1,453 @@
+"""The attribute codec and the rtnetlink tables, without root or a kernel: every codec round-trips its edge
+values, and the messages netlab sends (and the shapes declared for the next ones: routes with nexthops,
+netem, bridge VLANs) are read back by an independent decoder, pyroute2, and pyroute2's own encodings of the
+same messages are read back by netlab. Bytes are compared only where the encoding is canonical: attribute
+order and NLA_F_NESTED legitimately differ between the two."""
+
+import socket
+import struct
+
+import pytest
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.nsidmsg import nsidmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
+from pyroute2.netlink.rtnl.tcmsg import tcmsg
+
+from netlab.netlink import rtnl as nl
+from netlab.netlink import transport
+from netlab.netlink.codec import (
+    BE16,
+    BE32,
+    BYTES,
+    FLAG,
+    MAC,
+    NLA_F_NESTED,
+    NLA_F_NET_BYTEORDER,
+    S32,
+    S64,
+    STRING,
+    U8,
+    U16,
+    U32,
+    U64,
+    Array,
+    Nested,
+    Repeated,
+    String,
+    Struct,
+    StructThen,
+    Table,
+    attr,
+    message,
+)
+
+MAC1, MAC2 = "02:00:00:00:00:01", "02:00:00:00:00:02"
+
+
+# --- codecs ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("codec, values", [
+    (U8, [0, 1, 0xFF]),
+    (U16, [0, 0xFFFF]),
+    (U32, [0, 1500, 0xFFFFFFFF]),
+    (U64, [0, 0xFFFFFFFFFFFFFFFF]),
+    (S32, [0, -1, -(1 << 31), (1 << 31) - 1]),
+    (S64, [0, -1, -(1 << 63), (1 << 63) - 1]),
+    (BE16, [0, 4789, 0xFFFF]),
+    (BE32, [0, 0xFFFFFF, 0xFFFFFFFF]),
+    (STRING, ["", "eth0", "netlab:é"]),
+    (String(terminated=False), ["", "netlab:seed"]),
+    (BYTES, [b"", b"\0", bytes(range(256))]),
+    (MAC, ["00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", MAC1]),
+    (FLAG, [True]),
+])
+def test_codecs_round_trip(codec, values):
+    for value in values:
+        assert codec.decode(codec.encode(value)) == value
+
+
+def test_codec_wire_forms():
+    assert U32.encode(1) == struct.pack("=I", 1)
+    assert BE16.encode(0x1234) == b"\x12\x34" and BE32.encode(0x12345678) == b"\x12\x34\x56\x78"
+    assert STRING.encode("") == b"\0" and STRING.encode("lo") == b"lo\0" and STRING.decode(b"lo\0\0") == "lo"
+    assert String(terminated=False).encode("lo") == b"lo"
+    assert FLAG.encode(True) == b""
+    assert MAC.encode("AA:bb:cc:dd:ee:ff") == bytes.fromhex("aabbccddeeff")
+    assert MAC.decode(bytes.fromhex("aabbccddeeff")) == "aa:bb:cc:dd:ee:ff"
+    with pytest.raises(struct.error):
+        U8.encode(256)
+    with pytest.raises(struct.error):
+        S32.encode(1 << 31)
+
+
+INNER = Table("inner", {1: ("a", U32), 2: ("b", STRING)})
+OUTER = Table("outer", {
+    3: ("name", STRING), 1: ("mtu", U32), 2: ("on", FLAG), 4: ("inner", Nested(INNER)),
+    5: ("many", Repeated(U16)), 6: ("raw", BYTES),
+})
+
+
+def test_table_encodes_present_fields_in_table_order_padded():
+    data = OUTER.encode({"mtu": 1500, "name": "ab", "on": True, "raw": None})
+    # name (3 bytes + NUL: length 7, padded to 8), then mtu, then the flag: a bare 4-byte header
+    assert data == (struct.pack("=HH", 7, 3) + b"ab\0\0" + struct.pack("=HHI", 8, 1, 1500)
+                    + struct.pack("=HH", 4, 2))
+    assert OUTER.encode({"on": False, "name": None}) == b""
+    assert OUTER.encode({}) == b""
+    with pytest.raises(KeyError, match="nope"):
+        OUTER.encode({"nope": 1})
+
+
+def test_table_round_trip_nested_and_repeated():
+    values = {"name": "", "mtu": 0, "on": True, "inner": {"a": 0xFFFFFFFF, "b": "x"}, "many": [3, 1, 2],
+              "raw": b"\1\2\3"}
+    data = OUTER.encode(values)
+    assert OUTER.decode(data) == values
+    # The nested attribute carries NLA_F_NESTED; each repeated item is an attribute of its own.
+    assert attr(4 | NLA_F_NESTED, INNER.encode(values["inner"])) in data
+    assert data.count(struct.pack("=HH", 6, 5)) == 3
+    assert OUTER.decode(OUTER.encode({"many": []})) == {}
+
+
+def test_table_decode_masks_flags_skips_unknown_and_selects():
+    data = (attr(9, b"unknown") + attr(1 | NLA_F_NET_BYTEORDER, U32.encode(7)) + attr(3, b"n\0")
+            + attr(4 | NLA_F_NESTED, INNER.encode({"a": 1})))
+    assert OUTER.decode(data) == {"mtu": 7, "name": "n", "inner": {"a": 1}}
+    assert OUTER.decode(data, only=frozenset({"name"})) == {"name": "n"}
+    assert OUTER.decode(data, only=frozenset({"name", "inner"})) == {"name": "n", "inner": {"a": 1}}
+    assert OUTER.decode(b"\0" * 8 + data, offset=8) == OUTER.decode(data)
+    first = len(attr(9, b"unknown")) + 8
+    assert OUTER.decode(data, end=first) == {"mtu": 7}
+    with pytest.raises(KeyError):
+        OUTER.decode(data, only=frozenset({"nope"}))
+
+
+def test_table_decode_stops_at_a_record_that_does_not_fit():
+    good = attr(1, U32.encode(5))
+    assert OUTER.decode(good + struct.pack("=HH", 40, 3) + b"ab\0\0") == {"mtu": 5}
+    assert OUTER.decode(good + struct.pack("=HH", 2, 3)) == {"mtu": 5}
+    assert OUTER.decode(good + b"\1\0") == {"mtu": 5}
+
+
+def test_table_refuses_a_field_name_twice():
+    with pytest.raises(ValueError):
+        Table("t", {1: ("a", U8), 2: ("a", U16)})
+
+
+def test_struct():
+    s = Struct("s", "=BxHi", ("a", "b", "c"))
+    assert s.size == 8
+    assert s.encode({"a": 1, "c": -1}) == struct.pack("=BxHi", 1, 0, -1)
+    assert s.decode(s.encode({"a": 255, "b": 65535, "c": -(1 << 31)})) == {"a": 255, "b": 65535, "c": -(1 << 31)}
+    assert s.decode(b"\0" * 4 + s.encode({"a": 2}) + b"more", 4) == {"a": 2, "b": 0, "c": 0}
+    with pytest.raises(KeyError):
+        s.encode({"d": 1})
+    hidden = Struct("h", "=HH", (None, "x"))
+    assert hidden.encode({"x": 3}) == struct.pack("=HH", 0, 3) and hidden.decode(struct.pack("=HH", 9, 3)) == {"x": 3}
+
+
+def test_struct_then_aligns_the_attributes_after_the_struct():
+    odd = StructThen(Struct("odd", "=BBH B", ("p", "q", "r", "s")), INNER)  # 5 bytes, attributes at 8
+    data = odd.encode({"p": 1, "s": 2, "a": 3})
+    assert data[5:8] == b"\0\0\0" and data[8:] == attr(1, U32.encode(3))
+    assert odd.decode(data) == {"p": 1, "q": 0, "r": 0, "s": 2, "a": 3}
+    assert odd.decode(odd.encode({})) == {"p": 0, "q": 0, "r": 0, "s": 0}
+    with pytest.raises(ValueError):
+        StructThen(Struct("clash", "=I", ("a",)), INNER)
+
+
+def test_array_of_length_prefixed_entries():
+    entry = StructThen(Struct("e", "=HBBi", (None, "f", "h", "i")), INNER)
+    array = Array(entry)
+    items = [{"f": 1, "h": 2, "i": -3, "a": 4}, {"f": 0, "h": 0, "i": 0}, {"f": 5, "h": 6, "i": 7, "b": "xyz"}]
+    data = array.encode(items)
+    assert struct.unpack_from("=H", data)[0] == 8 + 8  # the struct and its one attribute
+    assert array.decode(data) == [{"f": 1, "h": 2, "i": -3, "a": 4}, {"f": 0, "h": 0, "i": 0},
+                                  {"f": 5, "h": 6, "i": 7, "b": "xyz"}]
+    assert array.decode(b"") == [] and array.encode([]) == b""
+    with pytest.raises(ValueError):
+        Array(Struct("no length", "=I", ("x",)))
+
+
+def test_message_pads_the_header():
+    assert message(Struct("h", "=B", ("f",)), {"f": 7}, INNER, {"a": 1}) == b"\7\0\0\0" + attr(1, U32.encode(1))
+
+
+# --- the requests netlab sends, read by pyroute2 and written by it ----------------------------------------
+
+def framed(body: bytes, kind: int = 0, flags: int = 0) -> bytes:
+    return transport.HEADER.pack(16 + len(body), kind, flags, 0, 0) + body
+
+
+def read(cls, request: transport.Request | bytes):
+    """pyroute2's decoding of a request netlab encoded."""
+    body = request if isinstance(request, bytes) else request.body
+    m = cls(framed(body))
+    m.decode()
+    return m
+
+
+def written(m) -> bytes:
+    """pyroute2's encoding of a message, without its nlmsghdr."""
+    m.encode()
+    return bytes(m.data)[16:]
+
+
+def link_attrs(m) -> dict:
+    return {name: value for name, value in m["attrs"]}
+
+
+def test_new_link_bridge():
+    r = nl.new_link("br0", "bridge", 1 << 24, 1400, bytes.fromhex("020000000001"))
+    assert (r.type, r.flags) == (nl.RTM_NEWLINK, transport.NLM_F_CREATE | transport.NLM_F_EXCL)
+    m = read(ifinfmsg, r)
+    assert (m["index"], m.get_attr("IFLA_IFNAME"), m.get_attr("IFLA_MTU"), m.get_attr("IFLA_ADDRESS")) == \
+        (1 << 24, "br0", 1400, MAC1)
+    assert m.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") == "bridge"
+
+    theirs = ifinfmsg()
+    theirs["index"] = 1 << 24
+    theirs["attrs"] = [("IFLA_IFNAME", "br0"), ("IFLA_MTU", 1400), ("IFLA_ADDRESS", MAC1),
+                       ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]})]
+    data = written(theirs)
+    assert nl.IFINFOMSG.decode(data)["index"] == 1 << 24
+    assert nl.LINK.decode(data, nl.IFINFOMSG.size) == {
+        "ifname": "br0", "mtu": 1400, "address": MAC1, "linkinfo": {"kind": "bridge"}}
+
+
+PEER = {"name": "p0", "net_ns_fd": 7, "index": 99, "mtu": 1400, "mac": bytes.fromhex("020000000002")}
+
+
+def test_new_link_veth_with_its_peer():
+    r = nl.new_link("v0", "veth", 1 << 24, 1500, bytes.fromhex("020000000001"), PEER)
+    m = read(ifinfmsg, r)
+    assert (m["index"], m.get_attr("IFLA_IFNAME"), m.get_attr("IFLA_MTU"), m.get_attr("IFLA_ADDRESS")) == \
+        (1 << 24, "v0", 1500, MAC1)
+    info = m.get_attr("IFLA_LINKINFO")
+    assert info.get_attr("IFLA_INFO_KIND") == "veth"
+    p = info.get_attr("IFLA_INFO_DATA").get_attr("VETH_INFO_PEER")
+    assert (p["index"], p.get_attr("IFLA_IFNAME"), p.get_attr("IFLA_NET_NS_FD"), p.get_attr("IFLA_MTU"),
+            p.get_attr("IFLA_ADDRESS")) == (99, "p0", 7, 1400, MAC2)
+    # The same peer given as info_data, encoded with the VETH_INFO table as a kind's file does.
+    data = nl.VETH_INFO.encode({"peer": {"index": 99, "ifname": "p0", "net_ns_fd": 7, "mtu": 1400,
+                                         "address": MAC2}})
+    assert nl.new_link("v0", "veth", 1 << 24, 1500, bytes.fromhex("020000000001"), info_data=data) == r
+    with pytest.raises(ValueError):
+        nl.new_link("v0", "veth", peer=PEER, info_data=data)
+
+    theirs = ifinfmsg()
+    theirs["index"] = 1 << 24
+    theirs["attrs"] = [("IFLA_IFNAME", "v0"), ("IFLA_LINKINFO", {"attrs": [
+        ("IFLA_INFO_KIND", "veth"), ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"index": 99, "attrs": [
+            ("IFLA_IFNAME", "p0"), ("IFLA_NET_NS_FD", 7), ("IFLA_MTU", 1400), ("IFLA_ADDRESS", MAC2)]})]})]})]
+    data = written(theirs)
+    link = nl.LINK.decode(data, nl.IFINFOMSG.size)
+    assert link["ifname"] == "v0" and link["linkinfo"]["kind"] == "veth"
+    assert nl.VETH_INFO.decode(link["linkinfo"]["data"]) == {"peer": {
+        "family": 0, "type": 0, "index": 99, "flags": 0, "change": 0,
+        "ifname": "p0", "net_ns_fd": 7, "mtu": 1400, "address": MAC2}}
+
+
+@pytest.mark.parametrize("kwargs, header, attrs", [
+    ({"name": "v0", "up": True}, (0, 1, 1), {"IFLA_IFNAME": "v0"}),
+    ({"index": 5, "up": False}, (5, 0, 1), {}),
+    ({"name": "v0", "mtu": 9000}, (0, 0, 0), {"IFLA_IFNAME": "v0", "IFLA_MTU": 9000}),
+    ({"index": 5, "mac": bytes.fromhex("020000000001")}, (5, 0, 0), {"IFLA_ADDRESS": MAC1}),
+    ({"name": "v0", "master": 0}, (0, 0, 0), {"IFLA_IFNAME": "v0", "IFLA_MASTER": 0}),
+    ({"index": 5, "master": 7, "up": True}, (5, 1, 1), {"IFLA_MASTER": 7}),
+    ({"index": 1 << 24, "alias": "netlab:seed"}, (1 << 24, 0, 0), {"IFLA_IFALIAS": "netlab:seed"}),
+    ({"name": "v0", "index": 5, "alias": ""}, (5, 0, 0), {"IFLA_IFALIAS": ""}),
+])
+def test_set_link(kwargs, header, attrs):
+    r = nl.set_link(**kwargs)
+    assert (r.type, r.flags) == (nl.RTM_SETLINK, 0)
+    m = read(ifinfmsg, r)
+    assert (m["index"], m["flags"], m["change"]) == header
+    assert link_attrs(m) == attrs  # by index, the name is not sent: a SETLINK naming both would rename
+
+    theirs = ifinfmsg()
+    theirs["index"], theirs["flags"], theirs["change"] = header
+    theirs["attrs"] = list(attrs.items())
+    data = written(theirs)
+    h = nl.IFINFOMSG.decode(data)
+    assert (h["index"], h["flags"], h["change"]) == header
+    names = {"IFLA_IFNAME": "ifname", "IFLA_MTU": "mtu", "IFLA_ADDRESS": "address", "IFLA_MASTER": "master",
+             "IFLA_IFALIAS": "ifalias"}
+    assert nl.LINK.decode(data, nl.IFINFOMSG.size) == {names[k]: v for k, v in attrs.items()}
+
+
+def test_alias_is_sent_without_a_nul():
+    # The kernel counts a NUL in the 255-byte limit and would keep an empty alias rather than clear it.
+    assert nl.set_link(index=5, alias="").body == nl.ifinfo(5) + struct.pack("=HH", 4, nl.IFLA_IFALIAS)
+    assert nl.set_link(index=5, alias="ab").body.endswith(struct.pack("=HH", 6, nl.IFLA_IFALIAS) + b"ab\0\0")
+
+
+@pytest.mark.parametrize("kwargs, index, attrs", [
+    ({"name": "v0"}, 0, {"IFLA_IFNAME": "v0"}),
+    ({"index": 9}, 9, {}),
+    ({"name": "v0", "index": 9}, 9, {}),
+])
+def test_del_link(kwargs, index, attrs):
+    r = nl.del_link(**kwargs)
+    assert (r.type, r.flags) == (nl.RTM_DELLINK, 0)
+    m = read(ifinfmsg, r)
+    assert (m["index"], link_attrs(m)) == (index, attrs)
+    theirs = ifinfmsg()
+    theirs["index"], theirs["attrs"] = index, list(attrs.items())
+    assert written(theirs) == r.body
+
+
+@pytest.mark.parametrize("add", [True, False])
+@pytest.mark.parametrize("family, text, prefixlen", [
+    (socket.AF_INET, "10.0.0.1", 24), (socket.AF_INET6, "fd00::1", 64), (socket.AF_INET, "0.0.0.0", 0),
+    (socket.AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 128),
+])
+def test_address(add, family, text, prefixlen):
+    packed = socket.inet_pton(family, text)
+    r = nl.address(add, 3, family, packed, prefixlen)
+    assert (r.type, r.flags) == ((nl.RTM_NEWADDR, transport.NLM_F_CREATE | transport.NLM_F_EXCL) if add
+                                 else (nl.RTM_DELADDR, 0))
+    flags = nl.IFA_F_NODAD if add and family == socket.AF_INET6 else 0
+    m = read(ifaddrmsg, r)
+    assert (m["index"], m["family"], m["prefixlen"], m["flags"], m.get_attr("IFA_LOCAL"),
+            m.get_attr("IFA_ADDRESS")) == (3, family, prefixlen, flags, text, text)
+    # netlab reads its own request as it reads the kernel's replies
+    assert nl.decode_address(framed(r.body)) == (3, family, packed, prefixlen, flags)
+
+    theirs = ifaddrmsg()
+    theirs["family"], theirs["prefixlen"], theirs["flags"], theirs["index"] = family, prefixlen, flags, 3
+    theirs["attrs"] = [("IFA_ADDRESS", text), ("IFA_LOCAL", text), ("IFA_FLAGS", 0x100)]
+    data = written(theirs)
+    assert nl.IFADDRMSG.decode(data) == {"family": family, "prefixlen": prefixlen, "flags": flags, "scope": 0,
+                                         "index": 3}
+    assert nl.ADDR.decode(data, nl.IFADDRMSG.size) == {"address": packed, "local": packed, "flags": 0x100}
+    assert nl.decode_address(framed(data)) == (3, family, packed, prefixlen, 0x100)
+
+
+def test_link_requests_that_read():
+    m = read(ifinfmsg, nl.link_dump_request())
+    assert (m["index"], link_attrs(m)) == (0, {"IFLA_EXT_MASK": nl.RTEXT_FILTER_SKIP_STATS})
+    r = nl.link_by_name("eth0")
+    assert (r.type, r.flags) == (nl.RTM_GETLINK, 0)
+    assert link_attrs(read(ifinfmsg, r)) == {"IFLA_IFNAME": "eth0", "IFLA_EXT_MASK": nl.RTEXT_FILTER_SKIP_STATS}
+
+
+def test_nsid():
+    m = read(nsidmsg, nl.nsid_request(12))
+    assert (m["rtgen_family"], link_attrs(m)) == (socket.AF_UNSPEC, {"NETNSA_FD": 12})
+    theirs = nsidmsg()
+    theirs["attrs"] = [("NETNSA_FD", 12)]
+    assert written(theirs) == nl.nsid_request(12)
+    for nsid in (0, 5, (1 << 31) - 1):
+        theirs = nsidmsg()
+        theirs["attrs"] = [("NETNSA_NSID", nsid)]
+        assert nl.decode_nsid(framed(written(theirs))) == nsid
+    # pyroute2 declares NETNSA_NSID unsigned; the kernel's is s32, -1 when no id is assigned
+    assert nl.decode_nsid(framed(nl.message(nl.RTGENMSG, {}, nl.NETNSA, {"nsid": -1}))) == -1
+
+
+# --- the tables declared for the next requests ---------------------------------------------------------
+
+GW1, GW2, DST = socket.inet_aton("10.0.0.2"), socket.inet_aton("10.0.1.2"), socket.inet_aton("10.1.0.0")
+
+
+def test_route_with_two_nexthops():
+    header = {"family": socket.AF_INET, "dst_len": 24, "table": 254, "protocol": 4, "scope": 0, "type": 1}
+    values = {"dst": DST, "priority": 10, "table": 254, "metrics": {"mtu": 1400}, "multipath": [
+        {"flags": 0, "hops": 1, "ifindex": 3, "gateway": GW1},
+        {"flags": 4, "hops": 2, "ifindex": 4, "gateway": GW2}]}
+    body = nl.message(nl.RTMSG, header, nl.ROUTE, values)
+    m = read(rtmsg, body)
+    assert (m["family"], m["dst_len"], m["table"], m["proto"], m["type"]) == (socket.AF_INET, 24, 254, 4, 1)
+    assert (m.get_attr("RTA_DST"), m.get_attr("RTA_PRIORITY"), m.get_attr("RTA_TABLE")) == ("10.1.0.0", 10, 254)
+    assert m.get_attr("RTA_METRICS").get_attr("RTAX_MTU") == 1400
+    hops = m.get_attr("RTA_MULTIPATH")
+    assert [(h["flags"], h["hops"], h["oif"], h.get_attr("RTA_GATEWAY")) for h in hops] == \
+        [(0, 1, 3, "10.0.0.2"), (4, 2, 4, "10.0.1.2")]
+
+    theirs = rtmsg()
+    theirs["family"], theirs["dst_len"], theirs["table"], theirs["proto"], theirs["type"] = socket.AF_INET, 24, 254, 4, 1
+    theirs["scope"] = 0
+    theirs["attrs"] = [("RTA_DST", "10.1.0.0"), ("RTA_TABLE", 254), ("RTA_PRIORITY", 10),
+                       ("RTA_METRICS", {"attrs": [("RTAX_MTU", 1400)]}),
+                       ("RTA_MULTIPATH", [{"oif": 3, "hops": 1, "attrs": [("RTA_GATEWAY", "10.0.0.2")]},
+                                          {"oif": 4, "hops": 2, "flags": 4,
+                                           "attrs": [("RTA_GATEWAY", "10.0.1.2")]}])]
+    data = written(theirs)
+    assert nl.RTMSG.decode(data) == {**header, "src_len": 0, "tos": 0, "flags": 0}
+    assert nl.ROUTE.decode(data, nl.RTMSG.size) == values
+    # the nexthop array is canonical (no flags, no order to choose): the same bytes both ways
+    assert nl.ROUTE.decode(data, nl.RTMSG.size, only=frozenset({"multipath"})) == \
+        nl.ROUTE.decode(body, nl.RTMSG.size, only=frozenset({"multipath"}))
+
+
+NETEM = {"latency": 100000, "limit": 1000, "loss": 0x1000, "gap": 0, "duplicate": 0, "jitter": 2000,
+         "corr": {"delay_corr": 1, "loss_corr": 2, "dup_corr": 3},
+         "rate": {"rate": 125000, "packet_overhead": -4, "cell_size": 0, "cell_overhead": 0}}
+
+
+def test_netem_options():
+    header = {"family": 0, "ifindex": 3, "handle": 0x10000, "parent": 0xFFFFFFFF, "info": 0}
+    options = nl.NETEM_OPTIONS.encode(NETEM)
+    body = nl.message(nl.TCMSG, header, nl.TC, {"kind": "netem", "options": options})
+    m = read(tcmsg, body)
+    assert (m["index"], m["handle"], m["parent"], m.get_attr("TCA_KIND")) == (3, 0x10000, 0xFFFFFFFF, "netem")
+    o = m.get_attr("TCA_OPTIONS")
+    assert {k: o[k] for k in ("delay", "limit", "loss", "gap", "duplicate", "jitter")} == \
+        {"delay": 100000, "limit": 1000, "loss": 0x1000, "gap": 0, "duplicate": 0, "jitter": 2000}
+    corr, rate = o.get_attr("TCA_NETEM_CORR"), o.get_attr("TCA_NETEM_RATE")
+    assert {k: corr[k] for k in NETEM["corr"]} == NETEM["corr"]
+    assert {k: rate[k] for k in NETEM["rate"]} == NETEM["rate"]
+
+    theirs = tcmsg()
+    theirs["index"], theirs["handle"], theirs["parent"] = 3, 0x10000, 0xFFFFFFFF
+    theirs["attrs"] = [("TCA_KIND", "netem"), ("TCA_OPTIONS", {
+        "delay": 100000, "limit": 1000, "loss": 0x1000, "gap": 0, "duplicate": 0, "jitter": 2000,
+        "attrs": [("TCA_NETEM_CORR", NETEM["corr"]), ("TCA_NETEM_RATE", NETEM["rate"])]})]
+    data = written(theirs)
+    assert data == body  # a struct and two structs in attributes, nothing nested: canonical
+    tc = nl.TC.decode(data, nl.TCMSG.size)
+    assert nl.TCMSG.decode(data) == header and tc["kind"] == "netem"
+    assert nl.NETEM_OPTIONS.decode(tc["options"]) == NETEM
+    # the 64-bit times pyroute2 does not declare: a round trip, negative included
+    more = {**NETEM, "latency64": 10**12, "jitter64": -1, "ecn": 1, "rate64": 1 << 40}
+    assert nl.NETEM_OPTIONS.decode(nl.NETEM_OPTIONS.encode(more)) == more
+
+
+def test_bridge_vlans_in_af_spec():
+    vlans = [{"flags": 0x6, "vid": 10}, {"flags": 0, "vid": 4094}]
+    body = nl.message(nl.IFINFOMSG, {"family": socket.AF_BRIDGE, "index": 4}, nl.BRIDGE_LINK,
+                      {"af_spec": {"vlan_info": vlans}})
+    m = read(ifinfmsg, body)
+    assert (m["family"], m["index"]) == (socket.AF_BRIDGE, 4)
+    spec = m.get_attr("IFLA_AF_SPEC")
+    assert [(v["flags"], v["vid"]) for v in spec.get_attrs("IFLA_BRIDGE_VLAN_INFO")] == [(0x6, 10), (0, 4094)]
+
+    theirs = ifinfmsg()
+    theirs["family"], theirs["index"] = socket.AF_BRIDGE, 4
+    theirs["attrs"] = [("IFLA_AF_SPEC", {"attrs": [("IFLA_BRIDGE_VLAN_INFO", v) for v in vlans]})]
+    data = written(theirs)
+    assert nl.BRIDGE_LINK.decode(data, nl.IFINFOMSG.size) == {"af_spec": {"vlan_info": vlans}}
+    # LINK keeps IFLA_AF_SPEC raw (its layout depends on the family); the bridge table reads it
+    assert nl.BRIDGE_AF_SPEC.decode(nl.LINK.decode(data, nl.IFINFOMSG.size)["af_spec"]) == {"vlan_info": vlans}
+
+
+# --- replies --------------------------------------------------------------------------------------------
+
+def test_decode_link_of_a_pyroute2_message():
+    m = ifinfmsg()
+    m["index"], m["flags"] = 7, nl.IFF_UP
+    m["attrs"] = [("IFLA_IFNAME", "v0"), ("IFLA_MTU", 1500), ("IFLA_ADDRESS", MAC1), ("IFLA_LINK", 8),
+                  ("IFLA_MASTER", 3), ("IFLA_IFALIAS", "netlab:t"), ("IFLA_LINK_NETNSID", 0), ("IFLA_TXQLEN", 1000),
+                  ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth")]})]
+    m.encode()
+    assert nl.decode_link(bytes(m.data)) == {
+        "index": 7, "name": "v0", "kind": "veth", "link": 8, "link_nsid": 0, "master": 3, "up": True, "mtu": 1500,
+        "mac": MAC1, "alias": "netlab:t", "info_data": None, "addresses": set()}
+    lo = nl.message(nl.IFINFOMSG, {"index": 1, "flags": nl.IFF_LOOPBACK}, nl.LINK, {"ifname": "lo"})
+    assert nl.decode_link(framed(lo)) == {
+        "index": 1, "name": "lo", "kind": "loopback", "link": None, "link_nsid": None, "master": None,
+        "up": False, "mtu": None, "mac": None, "alias": None, "info_data": None, "addresses": set()}
+    data = nl.VETH_INFO.encode({"peer": {"ifname": "p0"}})
+    assert nl.decode_link(framed(nl.new_link("v0", "veth", 3, info_data=data).body))["info_data"] == data
