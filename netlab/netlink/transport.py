@@ -39,6 +39,7 @@ HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, seq, pid
 _ERR = struct.Struct("=i")
 _ATTR = struct.Struct("=HH")
 _SEQ_MASK = 0xFFFFFFFF
+_MSG_TRUNC, _MSG_DONTWAIT = int(socket.MSG_TRUNC), int(socket.MSG_DONTWAIT)  # plain ints: enum `|` is slow
 
 LOST = -1  # the result of a request whose ack the kernel dropped: no errno is negative, and it is truthy
 CHUNK = 1 << 16  # bytes of requests per sendmsg (the kernel refuses more than its send buffer, 208 KiB)
@@ -176,7 +177,7 @@ class Socket:
             except OSError as exc:
                 if exc.errno != errno.ENOBUFS:
                     raise
-                flags = socket.MSG_DONTWAIT
+                flags = _MSG_DONTWAIT
                 continue
             for kind, msg_flags, seq, offset, length in self._walk(n):
                 i = (seq - first) & _SEQ_MASK
@@ -220,7 +221,7 @@ class Socket:
         NLM_F_DUMP_INTR. An error in NLMSG_DONE or NLMSG_ERROR raises NetlinkError."""
         out: list[tuple[int, bytes]] = []
         interrupted = False
-        buf = self._buf
+        buf, view = self._buf, memoryview(self._buf)
         while True:
             for kind, flags, got, offset, length in self._walk(self._read()):
                 if got != seq:
@@ -234,7 +235,7 @@ class Socket:
                     if code:
                         raise NetlinkError(code, detail=self._error_message(offset, length, flags))
                     return out, interrupted
-                out.append((kind, bytes(buf[offset:offset + length])))
+                out.append((kind, bytes(view[offset:offset + length])))
                 if not multi and not flags & NLM_F_MULTI:
                     return out, interrupted
 
@@ -250,7 +251,7 @@ class Socket:
     def _read(self, flags: int = 0) -> int:
         """Read one datagram into the buffer; its length. MSG_TRUNC makes recv return the datagram's real
         length: a longer one lost its tail, so it is an error, never parsed."""
-        n = self.sock.recv_into(self._buf, 0, flags | socket.MSG_TRUNC)
+        n = self.sock.recv_into(self._buf, 0, flags | _MSG_TRUNC)
         if n > len(self._buf):
             raise NetlinkError(errno.EMSGSIZE, f"a netlink reply of {n} bytes was cut to the "
                                                f"{len(self._buf)}-byte read buffer")
