@@ -167,6 +167,28 @@ def test_small_buffer_batches_keep_every_ack(netns):
     sock.close()
 
 
+def receive_queue(fd: int, sock: Socket) -> int:
+    """Bytes the socket's queued replies take of its receive buffer (Rmem in its namespace's
+    /proc/net/netlink)."""
+    inode = os.fstat(sock.sock.fileno()).st_ino
+    with inside(fd), open("/proc/thread-self/net/netlink") as table:
+        rows = [line.split() for line in table.read().splitlines()[1:]]
+    return next(int(row[4]) for row in rows if int(row[-1]) == inode)
+
+
+@pytest.mark.kernel
+def test_an_ack_costs_no_more_than_the_batches_are_sized_for(netns):
+    sock = open_in(netns)
+    for request in (set_alias(1, "x"), bad_mtu()):
+        frame = transport.HEADER.pack(16 + len(request.body), request.type, request.flags | 5, 0, 0) + request.body
+        sock.sock.sendall(frame * 50)  # unread: the 50 acks wait in the queue
+        cost = receive_queue(netns, sock) / 50
+        assert cost <= transport.ACK_COST, cost
+        for _ in range(50):
+            sock.sock.recv(4096)
+    sock.close()
+
+
 @pytest.mark.kernel
 def test_dropped_acks_are_lost_not_an_exception(netns):
     sock = open_in(netns, rcvbuf=4096)

@@ -45,11 +45,12 @@ LOST = -1  # the result of a request whose ack the kernel dropped: no errno is n
 CHUNK = 1 << 16  # bytes of requests per sendmsg (the kernel refuses more than its send buffer, 208 KiB)
 RCVBUF = 1 << 22  # the receive buffer asked for; the kernel doubles it
 RECV = 1 << 16  # bytes per recv(); a dump datagram is at most 32 KiB unless one message alone is larger
-# What one ack takes of the receive buffer (the skb's truesize, counted against it): 832 bytes measured
-# on 6.18 for a success ack and for an error ack with an extended-ack message alike (a 576-byte small skb
-# head plus the sk_buff; 768 on kernels before 6.3). An error ack whose attributes outgrow that head
-# takes a 1 KiB one: 1280 bytes. Batches are sized for the larger, so that even a batch that fails
-# request after request, each with a message, keeps all its acks.
+# What one ack takes of the receive buffer: its skb's truesize, which the kernel counts against it.
+# Measured on 6.18 (/proc/net/netlink, Rmem): 832 bytes for an ack of up to ~200 bytes, a success ack (36)
+# or an error ack with an extended-ack message (120 for "Attribute failed policy validation"); 1280 from
+# 256 to 656 bytes; 2304 beyond. With NETLINK_CAP_ACK an error ack is 36 bytes and its attributes, whose
+# message is short, so batches are sized at 1280: a batch that fails request after request still keeps
+# all its acks.
 ACK_COST = 1280
 DUMP_RETRIES = 10  # reads of a dump again after one that the kernel marked inconsistent
 
