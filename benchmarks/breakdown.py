@@ -83,7 +83,7 @@ def phases(n: int) -> dict[str, float]:
             t = time.perf_counter()
             want = desired(topo)
             times["desired state"] = time.perf_counter() - t
-            with api._kernel() as kernel:
+            with api._adapter() as kernel:
                 t = time.perf_counter()
                 live = api._observe(kernel, api.Scope.of(topo))
                 times["observe (read the kernel)"] = time.perf_counter() - t
@@ -105,7 +105,7 @@ def decoders(kernel) -> dict[str, float]:
         from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
     except ImportError:
         return {}
-    replies = kernel._sock(HOST).dump(nl.RTM_GETLINK, nl.link_dump_request())
+    replies = kernel.namespaces.sock(HOST).dump(nl.RTM_GETLINK, nl.link_dump_request())
     t = time.perf_counter()
     for _, data in replies:
         nl.decode_link(data)

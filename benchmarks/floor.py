@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from netlab.netlink import rtnl as nl, transport  # noqa: E402
-from netlab.kernel import CLONE_NEWNET, MNT_DETACH, MS_BIND, NETNS_DIR, _prepare_netns_dir  # noqa: E402
+from netlab.kernel.namespaces import CLONE_NEWNET, MNT_DETACH, MS_BIND, NETNS_DIR, _prepare_netns_dir  # noqa: E402
 
 import shapes  # noqa: E402
 

@@ -7,13 +7,19 @@ only by the functions that need the kernel, so `validate` starts fast and needs 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .errors import ConflictError, NotConverged, PrivilegeError
 from .model import Topology, desired, load
 from .plan import Plan
 from .planner import plan as make_plan
 from .state import HOST, Namespace, State
+
+if TYPE_CHECKING:
+    from .adapter import Adapter
 
 DEFAULT_LOCK_TIMEOUT = 30.0
 
@@ -53,13 +59,37 @@ class Scope:
                    frozenset(host.interfaces) if host else frozenset())
 
 
-def _kernel():
+def _kernel() -> Adapter:
     from .kernel import Kernel
 
     return Kernel()
 
 
-def _observe(kernel, scope: Scope) -> State:
+_factory: ContextVar[Callable[[], Adapter]] = ContextVar("adapter", default=_kernel)
+
+
+@contextmanager
+def using(factory: Callable[[], Adapter]) -> Iterator[None]:
+    """Within the block, every library call (and a CLI command run in this process) talks to the kernel
+    through `factory()` instead of the real adapter: the seam where tests inject faults, and where a
+    pytest plugin or a remote host can stand in (netlab/adapter.py)."""
+    token = _factory.set(factory)
+    try:
+        yield
+    finally:
+        _factory.reset(token)
+
+
+@contextmanager
+def _adapter() -> Iterator[Adapter]:
+    adapter = _factory.get()()
+    try:
+        yield adapter
+    finally:
+        adapter.close()
+
+
+def _observe(kernel: Adapter, scope: Scope) -> State:
     return kernel.observe(scope.topology, set(scope.namespaces), set(scope.host_links))
 
 
@@ -70,14 +100,15 @@ def validate(path: str) -> Topology:
 def diff(topo: Topology) -> Plan:
     """What apply would do. Reads the kernel, never writes, never waits for the lock."""
     require_privileges()
-    with _kernel() as kernel:
+    with _adapter() as kernel:
         return _read_and_plan(kernel, Scope.of(topo), desired(topo), topo.name, concurrent=True)[1]
 
 
 SETTLE_SECONDS = 2.0
 
 
-def _read_and_plan(kernel, scope: Scope, want: State, topology: str, concurrent: bool) -> tuple[State, Plan]:
+def _read_and_plan(kernel: Adapter, scope: Scope, want: State, topology: str, concurrent: bool, *,
+                   destroy: bool = False, force: bool = False) -> tuple[State, Plan]:
     """Read the kernel and plan. A CONFLICT can be a state in passing, so it is read again (for up to
     SETTLE_SECONDS) while either holds:
 
@@ -96,7 +127,7 @@ def _read_and_plan(kernel, scope: Scope, want: State, topology: str, concurrent:
         holder = writer() if concurrent else None
         state = _observe(kernel, scope)
         try:
-            return state, make_plan(want, state, topology)
+            return state, make_plan(want, state, topology, destroy=destroy, force=force)
         except ConflictError as exc:
             holder = (writer() or holder) if concurrent else None
             dying = any(link.kind == "veth" and link.peer is None and link.owner is None
@@ -115,28 +146,31 @@ def _read_and_plan(kernel, scope: Scope, want: State, topology: str, concurrent:
 def show(topo: Topology) -> State:
     """The live state of what the topology concerns. Reads the kernel, never writes."""
     require_privileges()
-    with _kernel() as kernel:
+    with _adapter() as kernel:
         return _observe(kernel, Scope.of(topo))
 
 
-def apply(topo: Topology, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Plan:
-    """Make the kernel match the topology; roll back on failure. Returns the plan that was applied."""
-    return _converge("apply", topo.name, desired(topo), Scope.of(topo), lock_timeout)
+def apply(topo: Topology, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, force: bool = False) -> Plan:
+    """Make the kernel match the topology; roll back on failure. Returns the plan that was applied.
+    `force`: a namespace the topology no longer has may be deleted with links in it that are not the
+    topology's (otherwise that is a CONFLICT)."""
+    return _converge("apply", topo.name, desired(topo), Scope.of(topo), lock_timeout, force=force)
 
 
-def destroy(topo: Topology | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Plan:
-    """Remove every namespace and link that carries the topology's mark, and nothing else. Given the
-    Topology, also remove the empty mount points its namespaces' names may have left in /run/netns (a
-    create interrupted between making the file and mounting the namespace on it): they are not
-    namespaces, nobody's, and `ip netns` would list them."""
+def destroy(topo: Topology | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, force: bool = False) -> Plan:
+    """Remove every namespace and link that carries the topology's mark, and nothing else: a namespace
+    that holds links that are not the topology's (the kernel would destroy them with it) is a CONFLICT
+    unless `force`. Given the Topology, also remove the empty mount points its namespaces' names may
+    have left in /run/netns (a create interrupted between making the file and mounting the namespace
+    on it): they are not namespaces, nobody's, and `ip netns` would list them."""
     name = topo if isinstance(topo, str) else topo.name
     stale = frozenset() if isinstance(topo, str) else frozenset(topo.namespaces) - {HOST}
     return _converge("destroy", name, State({HOST: Namespace(HOST)}), Scope(name, frozenset(), frozenset()),
-                     lock_timeout, stale_mount_points=stale)
+                     lock_timeout, stale_mount_points=stale, force=force)
 
 
 def _converge(command: str, topology: str, want: State, scope: Scope, lock_timeout: float, *,
-              stale_mount_points: frozenset[str] = frozenset()) -> Plan:
+              stale_mount_points: frozenset[str] = frozenset(), force: bool = False) -> Plan:
     """Lock, read, plan, apply, and read again to confirm. An apply is all or nothing: an interrupt while
     confirming rolls the whole plan back. A destroy that is interrupted stops (see applier.run); once
     every step has run, the interrupt is let through: the next destroy finds nothing left to do."""
@@ -144,15 +178,16 @@ def _converge(command: str, topology: str, want: State, scope: Scope, lock_timeo
     from .lock import Lock
 
     require_privileges()
-    with Lock(lock_timeout), _kernel() as kernel:
+    flags = {"destroy": command == "destroy", "force": force}
+    with Lock(lock_timeout), _adapter() as kernel:
         kernel.remove_empty_mount_points(stale_mount_points)
-        before, plan = _read_and_plan(kernel, scope, want, topology, concurrent=False)
+        before, plan = _read_and_plan(kernel, scope, want, topology, concurrent=False, **flags)
         if plan.empty:
             return plan
         observe = lambda: _observe(kernel, scope)  # noqa: E731
         applier.run(plan, kernel, before, observe, command)
         try:
-            left = make_plan(want, observe(), topology)
+            left = make_plan(want, observe(), topology, **flags)
         except KeyboardInterrupt:
             if command != "apply":
                 raise

@@ -2,26 +2,19 @@
 runs; on failure or interrupt it runs the undos in reverse and confirms, by reading the kernel again, that
 the state is what it was before. It does what the plan says and nothing else.
 
-An adapter is anything with `execute(steps, topology, results)` (see Adapter): `kernel.Kernel` in
+An adapter is anything with `execute(steps, topology, results)` (netlab/adapter.py): `kernel.Kernel` in
 production, which sends steps in batches; tests hand in one that fails at step k. Rollback is judged by
 the kernel, not by the undo log: the kernel is read again and compared with the state before.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from typing import Callable
 
+from .adapter import Adapter
 from .errors import KernelError, RollbackIncomplete, RolledBack, Stopped
-from .plan import Plan, Step
+from .plan import Plan
 from .state import State, differences
-
-
-class Adapter(Protocol):
-    def execute(self, steps: Sequence[Step], topology: str,
-                results: list[tuple[int, KernelError | None]]) -> None:
-        """Run `steps` in order, appending (position, None or the error) for each step that ran, as soon as
-        its result is known; stop after a failure (steps sent in the same batch may still have run, and
-        have their results). A failed step has changed nothing."""
 
 
 def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State], command: str = "apply") -> None:
@@ -52,7 +45,7 @@ def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State
     if failures:
         i, error = failures[0]
         step = plan.steps[i]
-        why = f"step {i + 1}/{n} failed: {step.action} {step.describe()}: {error}"
+        why = f"step {i + 1}/{n} failed: {step.op} {step.describe()}: {error}"
         _roll_back(plan, adapter, done, before, observe, why, error, command)  # always raises
 
 
@@ -77,7 +70,7 @@ def _roll_back(plan, adapter, done, before, observe, why, cause, command):
         for i, error in results:
             if error is not None:
                 step, undo = undos[start + i]
-                failed_undos.append(f"could not undo '{step.describe()}': {undo.action} {undo.where}: {error}")
+                failed_undos.append(f"could not undo '{step.describe()}': {undo.op} {undo.where}: {error}")
         if not results:
             break
         start += max(i for i, _ in results) + 1

@@ -33,6 +33,8 @@ class Output(str, Enum):
 FileArg = typer.Argument(..., help="The topology file (YAML).", metavar="TOPOLOGY")
 OutputOpt = typer.Option(Output.text, "--output", "-o", help="text, or json (with a format_version).")
 LockOpt = typer.Option(30.0, "--lock-timeout", help="Seconds to wait for another netlab run to finish.")
+ForceOpt = typer.Option(False, "--force", help="Delete a namespace even with links in it that the topology "
+                        "did not make (the kernel destroys them with it); the plan lists them.")
 
 
 def _emit(output: Output, text: str, data: dict) -> None:
@@ -98,19 +100,21 @@ def diff(file: str = FileArg, output: Output = OutputOpt) -> None:
 
 
 @app.command()
-def apply(file: str = FileArg, output: Output = OutputOpt, lock_timeout: float = LockOpt) -> None:
+def apply(file: str = FileArg, output: Output = OutputOpt, lock_timeout: float = LockOpt,
+          force: bool = ForceOpt) -> None:
     """Make the kernel match the topology; on any failure, roll back."""
-    _change("apply", file, output, lock_timeout)
+    _change("apply", file, output, lock_timeout, force)
 
 
 @app.command()
-def destroy(file: str = FileArg, output: Output = OutputOpt, lock_timeout: float = LockOpt) -> None:
+def destroy(file: str = FileArg, output: Output = OutputOpt, lock_timeout: float = LockOpt,
+            force: bool = ForceOpt) -> None:
     """Remove every namespace and link this topology made, and nothing else."""
-    _change("destroy", file, output, lock_timeout)
+    _change("destroy", file, output, lock_timeout, force)
 
 
-def _change(command: str, file: str, output: Output, lock_timeout: float) -> None:
-    topo, plan = _call(command, file, output, lock_timeout=lock_timeout)
+def _change(command: str, file: str, output: Output, lock_timeout: float, force: bool) -> None:
+    topo, plan = _call(command, file, output, lock_timeout=lock_timeout, force=force)
     if plan.empty:
         text = ("No changes. The kernel matches topology '%s'." % topo.name if command == "apply"
                 else f"Nothing to destroy: no namespace or link carries the mark of topology '{topo.name}'.")

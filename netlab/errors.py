@@ -83,10 +83,14 @@ class KernelError(NetlabError, OSError):
         self.errno = errno
 
     @classmethod
-    def of(cls, code: int, what: str = "") -> "KernelError":
+    def of(cls, code: int, what: str = "", detail: str | None = None) -> "KernelError":
         """The error for errno `code`, what was being done first, the errno as people and scripts look
-        for it: 'look up n1/eth0: No such device (ENODEV, errno 19)'."""
+        for it, then the kernel's own explanation when it gave one (netlink's extended ack): 'look up
+        n1/eth0: No such device (ENODEV, errno 19)'; '...: Numerical result out of range (ERANGE, errno
+        34): the kernel says "Attribute failed policy validation"'."""
         reason = f"{os.strerror(code)} ({_errno.errorcode.get(code, '?')}, errno {code})"
+        if detail:
+            reason += f': the kernel says "{detail}"'
         return cls(f"{what}: {reason}" if what else reason, code)
 
     def to_dict(self) -> dict:

@@ -12,18 +12,19 @@ import functools
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Discriminator, Field, Tag
 from pydantic import ValidationError as PydanticValidationError
 
 from .errors import Problem, ValidationError
+from .kinds import DECLARABLE, KINDS
+from .kinds.base import LinkSpec, Strict
 from .names import interface_name_problem, namespace_name_problem, topology_name_problem
 from .state import HOST, LOOPBACK, Link, Namespace, State
 
 MAX_FILE_BYTES = 1 << 20
-KINDS = ("bridge", "veth")
 MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
 Path = tuple[Any, ...]
@@ -44,25 +45,26 @@ NsName = Annotated[str, _checked(namespace_name_problem)]
 TopoName = Annotated[str, _checked(topology_name_problem)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+def _kind_of(value: Any) -> Any:
+    """Which kind's options an interface is checked against: the kind it names; a veth when it names
+    none (the other end of a veth may leave `kind` out; the veth checks say so if it is not one)."""
+    if isinstance(value, dict):
+        return "veth" if value.get("kind") is None else value["kind"]
+    return getattr(value, "kind", None) or "veth"
 
 
-class InterfaceSpec(_Strict):
-    kind: Literal["bridge", "veth"] | None = None
-    peer: str | None = None
-    master: str | None = None
-    addresses: list[str] = Field(default_factory=list)
-    mtu: int | None = Field(default=None, ge=68, le=65535)
-    mac: str | None = None
-    up: bool = True
+# One schema per kind, chosen by `kind:` (the registry lists them): each kind has its own options.
+InterfaceSpec = Annotated[
+    Union[tuple(Annotated[KINDS[name].spec, Tag(name)] for name in DECLARABLE)],  # type: ignore[misc]
+    Discriminator(_kind_of),
+]
 
 
-class NamespaceSpec(_Strict):
+class NamespaceSpec(Strict):
     interfaces: dict[IfName, InterfaceSpec] = Field(default_factory=dict)
 
 
-class Topology(_Strict):
+class Topology(Strict):
     name: TopoName
     namespaces: dict[NsName, NamespaceSpec] = Field(default_factory=dict)
 
@@ -207,111 +209,77 @@ def _line(doc: _Document, path: Path) -> int | None:
     return doc.lines.get(path)
 
 
-_MODEL_AT_DEPTH = {0: Topology, 2: NamespaceSpec, 4: InterfaceSpec}
-
-
-def _from_pydantic(err: dict, doc: _Document, file: str) -> Problem:
+def _from_pydantic(err: Any, doc: _Document, file: str) -> Problem:
     loc = tuple(p for p in err["loc"] if p != "[key]")
-    kind = err["type"]
+    kind = None
+    if len(loc) > 4 and loc[0] == "namespaces" and loc[2] == "interfaces" and loc[4] in KINDS:
+        kind, loc = loc[4], loc[:4] + loc[5:]  # the kind's tag is not a field of the file
+    what = err["type"]
     msg = err["msg"].removeprefix("Value error, ")
-    if kind == "extra_forbidden":
-        model = _MODEL_AT_DEPTH.get(len(loc) - 1)
-        fields = list(model.model_fields) if model else []
-        close = difflib.get_close_matches(str(loc[-1]), fields, n=1)
+    if what == "extra_forbidden":
+        msg = _unknown_field(str(loc[-1]), len(loc) - 1, kind)
+    elif what == "union_tag_invalid":
+        loc += ("kind",)
+        named = err["input"].get("kind")
+        close = difflib.get_close_matches(str(named), DECLARABLE, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        msg = f"unknown field {loc[-1]!r}{hint} (valid: {', '.join(fields)})"
-    elif kind == "literal_error" and loc[-1:] == ("kind",):
-        msg = f"unknown kind {err['input']!r} (supported: {', '.join(KINDS)})"
-    elif kind == "missing":
+        msg = f"unknown kind {named!r}{hint} (supported: {', '.join(DECLARABLE)})"
+    elif what == "model_type" and kind is not None:
+        msg = f"an interface is a mapping of its options, not {type(err['input']).__name__} {err['input']!r}"
+    elif what == "missing":
         msg = f"field {loc[-1]!r} is required"
-    elif "input" in err and kind.endswith("_type"):
+    elif "input" in err and what.endswith("_type"):
         msg = f"{msg}, not {type(err['input']).__name__} {err['input']!r}"
     return Problem(loc, msg, _line(doc, loc), file)
+
+
+def _unknown_field(field: str, depth: int, kind: str | None) -> str:
+    model = {0: Topology, 2: NamespaceSpec}.get(depth) if kind is None else KINDS[kind].spec
+    fields = list(model.model_fields) if model else []
+    owners = [name for name in DECLARABLE if field in KINDS[name].spec.model_fields]  # type: ignore[union-attr]
+    if kind is not None and owners:
+        return f"{field!r} is an option of {' and '.join(owners)}, not of {kind} (valid: {', '.join(fields)})"
+    close = difflib.get_close_matches(field, fields, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown field {field!r}{hint} (valid: {', '.join(fields)})"
 
 
 # --- cross-checks --------------------------------------------------------------------------------------
 
 
 def check(topo: Topology) -> list[Problem]:
-    """The rules that span fields: peers, masters, addresses, MACs. Returns every problem (no lines)."""
+    """The rules that span fields: each kind's own (peers...), then masters, MACs and addresses. Returns
+    every problem (no lines)."""
     problems: list[Problem] = []
-    defined = sorted(topo.namespaces)
-    claimed: dict[tuple[str, str], tuple[str, str]] = {}  # peer end -> the veth end that names it
-
+    for kind in KINDS.values():
+        kind.check(topo, problems)
     for ns, nspec in topo.namespaces.items():
         for name, spec in nspec.interfaces.items():
             at = ("namespaces", ns, "interfaces", name)
             if name == LOOPBACK:
                 problems.append(Problem(at, "lo is managed by netlab (always up); it cannot be declared"))
                 continue
-            if spec.peer is not None and spec.kind not in (None, "veth"):
-                problems.append(Problem(at + ("peer",), f"only a veth has a peer, and this is a {spec.kind}"))
-            if spec.kind == "veth" and spec.peer is None:
-                problems.append(Problem(at + ("peer",), "a veth needs a peer: 'namespace/interface'"))
-            if spec.peer is not None:
-                target = _check_peer(topo, ns, name, spec.peer, at + ("peer",), defined, problems)
-                if target:
-                    other = claimed.get(target)
-                    if other and other != (ns, name):
-                        problems.append(Problem(at + ("peer",), f"{'/'.join(target)} is already the peer of "
-                                                f"{'/'.join(other)}; a veth has exactly two ends"))
-                    claimed[target] = (ns, name)
-                    claimed.setdefault((ns, name), target)
             if spec.master is not None:
                 _check_master(topo, ns, name, spec, at + ("master",), problems)
             if spec.mac is not None:
                 _check_mac(spec.mac, at + ("mac",), problems)
-
-    for ns, nspec in topo.namespaces.items():
-        for name, spec in nspec.interfaces.items():
-            if name != LOOPBACK and spec.kind is None and (ns, name) not in claimed:
-                problems.append(Problem(("namespaces", ns, "interfaces", name, "kind"),
-                                        f"kind is required (one of: {', '.join(KINDS)}) unless the interface "
-                                        "is the peer of a veth"))
         _check_addresses(ns, nspec, problems)
     return problems
 
 
-def _check_peer(topo, ns, name, peer, at, defined, problems) -> tuple[str, str] | None:
-    parts = peer.split("/")
-    if len(parts) != 2 or not all(parts):
-        problems.append(Problem(at, f"a peer is written 'namespace/interface', not {peer!r}"))
-        return None
-    pns, pname = parts
-    if pns not in topo.namespaces:
-        problems.append(Problem(at, f"namespace {pns!r} is not defined (defined: {', '.join(defined)})"))
-        return None
-    if (pns, pname) == (ns, name):
-        problems.append(Problem(at, "a veth cannot be its own peer"))
-        return None
-    pspec = topo.namespaces[pns].interfaces.get(pname)
-    if pspec is None:
-        have = sorted(topo.namespaces[pns].interfaces)
-        problems.append(Problem(at, f"interface {pname!r} is not defined in namespace {pns!r} "
-                                f"(defined there: {', '.join(have) or 'none'}); declare it, e.g. "
-                                f"'{pname}: {{addresses: [...]}}'"))
-        return None
-    if pspec.kind not in (None, "veth"):
-        problems.append(Problem(at, f"{peer} is a {pspec.kind}, not a veth"))
-        return None
-    if pspec.peer is not None and pspec.peer != f"{ns}/{name}":
-        problems.append(Problem(at, f"the two ends disagree: {ns}/{name} names {peer} as its peer, but {peer} "
-                                f"names {pspec.peer}"))
-        return None
-    return (pns, pname)
-
-
-def _check_master(topo, ns, name, spec, at, problems) -> None:
-    target = topo.namespaces[ns].interfaces.get(spec.master)
+def _check_master(topo: Topology, ns: str, name: str, spec: LinkSpec, at: Path, problems: list[Problem]) -> None:
+    target = topo.namespaces[ns].interfaces.get(spec.master or "")
     if spec.master == name:
         problems.append(Problem(at, "an interface cannot be its own master"))
-    elif target is None or target.kind != "bridge":
-        bridges = sorted(n for n, s in topo.namespaces[ns].interfaces.items() if s.kind == "bridge")
+    elif target is None or not _kind(target).is_master:
+        masters = sorted(n for n, s in topo.namespaces[ns].interfaces.items() if _kind(s).is_master)
         what = "is not defined" if target is None else "is not a bridge"
         problems.append(Problem(at, f"master {spec.master!r} {what} in namespace {ns!r} (a master must be a "
-                                f"bridge in the same namespace; bridges there: {', '.join(bridges) or 'none'})"))
-    elif spec.kind == "bridge":
-        problems.append(Problem(at, "a bridge cannot be a port of another bridge"))
+                                f"bridge in the same namespace; bridges there: {', '.join(masters) or 'none'})"))
+
+
+def _kind(spec: LinkSpec):
+    return KINDS[spec.kind or "veth"]
 
 
 def _check_mac(mac: str, at, problems) -> None:
@@ -376,7 +344,7 @@ def desired(topo: Topology) -> State:
     peers: dict[tuple[str, str], tuple[str, str]] = {}
     for ns, nspec in topo.namespaces.items():
         for name, spec in nspec.interfaces.items():
-            if spec.peer:
+            if getattr(spec, "peer", None):
                 pns, pname = spec.peer.split("/")
                 peers[(ns, name)] = (pns, pname)
                 peers[(pns, pname)] = (ns, name)

@@ -1,21 +1,65 @@
-"""The plan: an ordered tuple of typed steps. Pure data, printable as text (Terraform-like) and as JSON.
+"""The plan: what will change, as Terraform shows it, and the ordered steps that change it. Pure data,
+printable as text and as JSON.
 
-The applier does exactly what a plan says and nothing else; every step carries its own undo, computed by
-the planner from the live state, so that rollback is data too.
+A plan has two views of the same work. `changes` is what a person reads: one entry per object (a
+namespace, a link, a veth pair), with its action (`+` create, `~` update, `-` delete, `-/+` replace) and
+what it will be. `steps` is what the applier runs, in order: the kernel operations, each with its undo,
+computed by the planner from the live state so that rollback is data too. Each change lists its steps;
+the symbol comes from the change's action, never from the text of a reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
-FORMAT_VERSION = 1
+from .state import Link
 
-# Step actions in symmetric pairs. The symbol is how `diff` shows the step.
-ADD = {"create_netns", "create_link", "add_address"}
-DESTROY = {"delete_netns", "delete_link", "delete_address"}
-CHANGE = {"set_master", "clear_master", "set_up", "set_down", "set_mtu", "set_mac"}
-ACTIONS = ADD | DESTROY | CHANGE
+FORMAT_VERSION = 2
+
+# Kernel operations, in symmetric pairs.
+OPS = frozenset({"create_netns", "delete_netns", "create_link", "delete_link", "add_address", "delete_address",
+                 "set_master", "clear_master", "set_up", "set_down", "set_mtu", "set_mac"})
+
+
+class Action(Enum):
+    """What happens to an object, with Terraform's symbols."""
+
+    CREATE = "+"
+    UPDATE = "~"
+    DELETE = "-"
+    REPLACE = "-/+"
+
+    @property
+    def word(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class NewLink:
+    """What a create_link step makes, and what a delete_link step removes: the link and, for a veth, the
+    other end of the pair (created by the same request)."""
+
+    link: Link
+    peer: Link | None = None
+
+    def summary(self) -> str:
+        """The kind, what identifies the link, and the MTU and MAC it is made with (of each end)."""
+        from .kinds import kind
+
+        parts = [kind(self.link.kind).summary(self.link)]
+        for end, prefix in ((self.link, ""), (self.peer, "peer ")):
+            if end is not None:
+                parts += [f"{prefix}{attr} {getattr(end, attr)}" for attr in ("mtu", "mac")
+                          if getattr(end, attr) is not None]
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict:
+        d = {"link": self.link.to_dict()}
+        if self.peer is not None:
+            d["peer"] = self.peer.to_dict()
+        return d
 
 
 @dataclass(frozen=True)
@@ -23,100 +67,139 @@ class Step:
     """One kernel operation.
 
     `namespace` is where it happens (`host` for the root namespace); `name` is the link, or None for a
-    namespace step. `value` is what the step sets (an address, a master, an MTU, a MAC; for create_link the
-    link's spec; for delete_netns the veth ends elsewhere that die with the namespace), `before` what was
-    there. `undo` is the steps that reverse this one.
+    namespace step. `value` is what the step sets (an address, a master, an MTU, a MAC; for create_link a
+    NewLink; for delete_netns the links elsewhere that die with the namespace), `before` what was there
+    (for delete_link, a NewLink). `undo` is the steps that reverse this one.
     """
 
-    action: str
+    op: str
     namespace: str
     name: str | None = None
     value: Any = None
     before: Any = None
-    reason: str = ""
-    undo: tuple["Step", ...] = field(default=(), compare=False)
+    undo: tuple[Step, ...] = field(default=(), compare=False)
 
     def __post_init__(self):
-        if self.action not in ACTIONS:
-            raise ValueError(f"unknown step action {self.action!r}")
+        if self.op not in OPS:
+            raise ValueError(f"unknown step operation {self.op!r}")
 
     @property
     def where(self) -> str:
         return self.namespace if self.name is None else f"{self.namespace}/{self.name}"
 
-    @property
-    def symbol(self) -> str:
-        if self.action in ADD:
-            return "+"
-        if self.action in DESTROY:
-            return "-/+" if self.reason.startswith("replace") else "-"
-        return "~"
-
     def describe(self) -> str:
-        a, v, b = self.action, self.value, self.before
-        if a in ("create_netns", "delete_netns"):
-            text = f"namespace {self.namespace}"
-            if a == "delete_netns" and v:
-                text += f" (and with it {', '.join(v)})"
-        elif a in ("create_link", "delete_link"):
-            spec = v if a == "create_link" else b
-            text = f"link {self.where} ({_link_summary(spec)})"
-        elif a in ("add_address", "delete_address"):
-            text = f"address {v} on {self.where}"
-        elif a == "set_master":
-            text = f"link {self.where}: master {b or 'none'} -> {v}"
-        elif a == "clear_master":
-            text = f"link {self.where}: master {b} -> none"
-        elif a in ("set_up", "set_down"):
-            text = f"link {self.where}: {'down -> up' if a == 'set_up' else 'up -> down'}"
-        else:
-            field_name = a.removeprefix("set_")
-            text = f"link {self.where}: {field_name} {b if b is not None else '?'} -> {v}"
-        if self.reason and not self.reason.startswith("replace"):
-            text += f"  # {self.reason}"
-        elif self.reason:
-            text += f"  # {self.reason.removeprefix('replace: ')}"
-        return text
+        """The step alone, in words: how errors name it."""
+        if self.op in ("create_netns", "delete_netns"):
+            return f"namespace {self.namespace}" + (f" ({self.detail()})" if self.value else "")
+        if self.op in ("create_link", "delete_link"):
+            return f"link {self.where} ({self.detail()})"
+        if self.op in ("add_address", "delete_address"):
+            return f"address {self.value} on {self.where}"
+        return f"link {self.where}: {self.detail()}"
+
+    def detail(self, created: bool = False) -> str:
+        """What the step does to its object, as part of a change: 'master none -> br0', 'address
+        +10.0.0.1/24'; for an object being `created`, what it will be: 'master br0', 'address 10.0.0.1/24'."""
+        op, v, b = self.op, self.value, self.before
+        if op == "create_link":
+            return v.summary()
+        if op == "delete_link":
+            from .kinds import kind
+
+            return kind(b.link.kind).summary(b.link) if b is not None else "?"
+        if op == "delete_netns":
+            return "; ".join(part for part in (
+                f"and with it {', '.join(v)}" if v else "",
+                f"not the topology's: {', '.join(b['foreign'])}" if b and b.get("foreign") else "",
+                f"{', '.join(b['returned'])} back to the root namespace" if b and b.get("returned") else "",
+            ) if part)
+        if op == "create_netns":
+            return ""
+        if op in ("add_address", "delete_address"):
+            return f"address {v}" if created else f"address {'+' if op == 'add_address' else '-'}{v}"
+        if op in ("set_up", "set_down"):
+            return ("up" if op == "set_up" else "down") if created else \
+                ("down -> up" if op == "set_up" else "up -> down")
+        if op == "clear_master":
+            return f"master {b} -> none"
+        attr = op.removeprefix("set_")
+        return f"{attr} {v}" if created else f"{attr} {b if b is not None else 'none'} -> {v}"
 
     def to_dict(self) -> dict:
-        d: dict = {"action": self.action, "namespace": self.namespace}
+        d: dict = {"op": self.op, "namespace": self.namespace}
         if self.name is not None:
             d["name"] = self.name
-        if self.value is not None:
-            d["value"] = self.value
-        if self.before is not None:
-            d["before"] = self.before
-        if self.reason:
-            d["reason"] = self.reason
+        for key, value in (("value", self.value), ("before", self.before)):
+            if value is not None:
+                d[key] = value.to_dict() if isinstance(value, NewLink) else value
         d["description"] = self.describe()
         d["undo"] = [u.to_dict() for u in self.undo]
         return d
 
 
-def _link_summary(spec: dict | None) -> str:
-    if not spec:
-        return "?"
-    parts = [spec.get("kind", "?")]
-    peer = spec.get("peer")
-    if peer:
-        parts.append(f"peer {peer['namespace']}/{peer['name']}")
-    return ", ".join(parts)
+@dataclass(frozen=True)
+class Change:
+    """One object's change: a namespace (`name` None) or a link (for a veth pair, the end it is made
+    from), what happens to it, why, and the positions of its steps in the plan."""
+
+    action: Action
+    namespace: str
+    name: str | None
+    steps: tuple[int, ...]
+    reason: str = ""
+
+    @property
+    def subject(self) -> str:
+        return f"namespace {self.namespace}" if self.name is None else f"link {self.namespace}/{self.name}"
+
+    def describe(self, steps: tuple[Step, ...]) -> str:
+        """One line: the object, then what its steps do, grouped by link (a pair's other end, a
+        namespace's lo), then the reason."""
+        own = self.namespace if self.name is None else f"{self.namespace}/{self.name}"
+        created = self.action in (Action.CREATE, Action.REPLACE)
+        parts: dict[str, list[str]] = {}
+        for i in self.steps:
+            step = steps[i]
+            if self.action is Action.REPLACE and step.op.startswith("delete_"):
+                continue  # what it was is in the reason; the line says what it will be
+            detail = step.detail(created)
+            if self.name is None and step.name is not None:  # a namespace's lo
+                parts.setdefault("", []).append(f"{step.name} {detail}")
+            elif detail:
+                parts.setdefault(step.where if step.where != own else "", []).append(detail)
+        groups = [", ".join(parts.pop("", []))] + [f"{where}: {', '.join(d)}" for where, d in parts.items()]
+        text = "; ".join(g for g in groups if g)
+        line = f"{self.subject}: {text}" if text else self.subject
+        return f"{line}  # {self.reason}" if self.reason else line
+
+    def to_dict(self, steps: tuple[Step, ...]) -> dict:
+        d: dict = {"action": self.action.word, "symbol": self.action.value, "namespace": self.namespace}
+        if self.name is not None:
+            d["name"] = self.name
+        if self.reason:
+            d["reason"] = self.reason
+        d["description"] = self.describe(steps)
+        d["steps"] = list(self.steps)
+        return d
 
 
 @dataclass(frozen=True)
 class Plan:
     topology: str
     steps: tuple[Step, ...] = ()
+    changes: tuple[Change, ...] = ()
 
     @property
     def empty(self) -> bool:
         return not self.steps
 
     def summary(self) -> dict[str, int]:
+        """Objects to add, change and destroy; a replacement counts as one added and one destroyed."""
+        actions = [c.action for c in self.changes]
         return {
-            "add": sum(s.action in ADD for s in self.steps),
-            "change": sum(s.action in CHANGE for s in self.steps),
-            "destroy": sum(s.action in DESTROY for s in self.steps),
+            "add": sum(a in (Action.CREATE, Action.REPLACE) for a in actions),
+            "change": sum(a is Action.UPDATE for a in actions),
+            "destroy": sum(a in (Action.DELETE, Action.REPLACE) for a in actions),
         }
 
     def summary_line(self) -> str:
@@ -131,11 +214,12 @@ class Plan:
             "topology": self.topology,
             "in_sync": self.empty,
             "summary": self.summary(),
+            "changes": [c.to_dict(self.steps) for c in self.changes],
             "steps": [s.to_dict() for s in self.steps],
         }
 
     def render(self) -> str:
-        lines = [f"  {s.symbol:<3} {s.describe()}" for s in self.steps]
+        lines = [f"  {c.action.value:<3} {c.describe(self.steps)}" for c in self.changes]
         if lines:
             lines.append("")
         lines.append(self.summary_line())

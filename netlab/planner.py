@@ -5,127 +5,233 @@ No netlink, no root, no I/O: every case is unit-testable with golden files. The 
 - Ownership first. A namespace or link that the topology wants and that exists without this topology's
   mark is a CONFLICT, reported (all of them) before any step is planned. Only objects that carry the mark
   are ever changed or deleted; a foreign port on an owned bridge, or a foreign namespace, is never touched.
-- Order: delete addresses, clear masters, set down, delete links, delete namespaces; then create
-  namespaces, create links (bridges before veths), set MTU/MAC, set masters, add addresses, set up.
-- A link whose kind changed, or a veth whose peer changed, is replaced (deleted, then created).
+  A namespace is deleted with everything in it, so one that holds links that are not the topology's (or
+  whose veths reach out to a user's link) is a CONFLICT too, unless `force` is given.
+- The plan is built in named phases, in this order (PHASES): shrink (delete addresses, clear masters, set
+  down), delete (links, namespaces), create (namespaces, then links kind by kind in the registry's order),
+  modify (MTU, MAC), grow (set masters, add addresses), up (bridges last).
+- A link is replaced (deleted, then created) when its kind changed or its kind says the change cannot be
+  made in place (a veth whose peer changed).
 - Every step carries its undo, computed here from the live state.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from .errors import ConflictError
-from .plan import Plan, Step
+from .kinds import KINDS, create_order, kind
+from .plan import Action, Change, NewLink, Plan, Step
 from .state import HOST, LOOPBACK, Link, Namespace, State, sorted_addresses, without_links
 
 Key = tuple[str, str]  # (namespace, link name)
+Subject = tuple[str, str | None]  # what a change is about: (namespace, None) or a link's key
+
+GONE = "not in the topology"
+DESTROY = "destroy"
 
 
-def plan(desired: State, live: State, topology: str) -> Plan:
-    """The steps that turn `live` into `desired`, touching only objects marked as `topology`'s."""
+def plan(desired: State, live: State, topology: str, *, destroy: bool = False, force: bool = False) -> Plan:
+    """The steps that turn `live` into `desired`, touching only objects marked as `topology`'s. `destroy`
+    gives the reason objects go; `force` lets a namespace go with links in it that are not the topology's
+    (they are listed in the plan)."""
     _refuse_conflicts(desired, live, topology)
-    steps: list[Step] = []
+    work = _Work(desired, live, topology, DESTROY if destroy else GONE, force)
+    for phase in PHASES:
+        phase(work)
+    return work.plan()
 
-    gone_ns = sorted(n for n, ns in live.namespaces.items()
-                     if n != HOST and ns.owner == topology and n not in desired.namespaces)
-    doomed = _doomed_links(desired, live, topology, set(gone_ns))
-    removed: set[Key] = set(doomed)
-    for key in doomed:  # a veth dies whole, even the end in a namespace that is not ours
-        link = live.link(*key)
-        if link.kind == "veth" and link.peer:
-            removed.add(link.peer)
-    for ns in gone_ns:
-        for name, link in live.namespaces[ns].links.items():
-            removed.add((ns, name))
-            if link.kind == "veth" and link.peer:
-                removed.add(link.peer)  # a veth with an end in a removed namespace dies with it
-    after = without_links(live, removed)
-    after = State({n: ns for n, ns in after.namespaces.items() if n not in gone_ns})
 
-    # Changes to links that stay: shrink first (addresses, masters, down) ...
-    staying = [(ns, want, after.link(ns, want.name)) for ns, want in _desired_links(desired)
-               if after.link(ns, want.name) is not None]
-    for ns, want, have in staying:
-        if want.addresses is not None:
+@dataclass
+class _Work:
+    """The planner's working state, shared by the phases."""
+
+    desired: State
+    live: State
+    topology: str
+    gone_reason: str
+    force: bool
+    gone_ns: list[str] = field(init=False)
+    doomed: dict[Key, str] = field(init=False)  # owned links deleted explicitly, with the reason
+    removed: set[Key] = field(init=False)  # every link that goes, explicitly or with its namespace
+    after: State = field(init=False)  # live, less what goes; then plus what is created
+    staying: list[tuple[str, Link, Link]] = field(init=False)  # (namespace, desired, live) of links kept
+    fresh: dict[Key, Link] = field(default_factory=dict)  # links created here, as they are when made
+    steps: list[Step] = field(default_factory=list)
+    subjects: list[Subject] = field(default_factory=list)  # per step, the change it is part of
+    reasons: dict[Subject, str] = field(default_factory=dict)
+    made_from: dict[Key, Key] = field(default_factory=dict)  # a created veth's other end -> the end it is made from
+
+    def __post_init__(self):
+        live, topology = self.live, self.topology
+        self.gone_ns = sorted(n for n, ns in live.namespaces.items()
+                              if n != HOST and ns.owner == topology and n not in self.desired.namespaces)
+        self.doomed = _doomed_links(self.desired, live, topology, set(self.gone_ns))
+        removed: set[Key] = set(self.doomed)
+        for key in self.doomed:  # a veth dies whole, even the end in a namespace that is not ours
+            link = live.link(*key)
+            if link is not None and link.peer:
+                removed.add(link.peer)
+        for ns in self.gone_ns:
+            for name, link in live.namespaces[ns].links.items():
+                removed.add((ns, name))
+                if link.peer:
+                    removed.add(link.peer)  # a veth with an end in a removed namespace dies with it
+        self.removed = removed
+        after = without_links(live, removed)
+        self.after = State({n: ns for n, ns in after.namespaces.items() if n not in self.gone_ns})
+        self.staying = [(ns, want, have) for ns, want in _desired_links(self.desired)
+                        if (have := self.after.link(ns, want.name)) is not None]
+
+    def add(self, step: Step, subject: Subject | None = None, reason: str = "") -> None:
+        if subject is None:
+            subject = (step.namespace, None) if step.name in (None, LOOPBACK) else (step.namespace, step.name)
+            subject = self.made_from.get(subject, subject)  # type: ignore[arg-type]
+        self.steps.append(step)
+        self.subjects.append(subject)
+        if reason:
+            self.reasons.setdefault(subject, reason)
+
+    def reason(self, step: Step) -> str:
+        """Why a link goes: not in the topology (or destroyed with it), or why it is replaced."""
+        why = self.doomed[(step.namespace, step.name or "")]
+        return self.gone_reason if why == GONE else why
+
+    def current(self, ns: str, want: Link) -> Link | None:
+        """The link as it is when the later phases run: just created, or kept."""
+        return self.fresh.get((ns, want.name)) or self.after.link(ns, want.name)
+
+    def plan(self) -> Plan:
+        """The steps, and one change per subject in the order subjects first appear. A subject with a
+        create step and a delete step is replaced; with only one of them, created or deleted."""
+        positions: dict[Subject, list[int]] = {}
+        for i, subject in enumerate(self.subjects):
+            positions.setdefault(subject, []).append(i)
+        changes = []
+        for subject, where in positions.items():
+            ops = {self.steps[i].op for i in where}
+            created = bool(ops & {"create_link", "create_netns"})
+            deleted = bool(ops & {"delete_link", "delete_netns"})
+            action = (Action.REPLACE if created and deleted else Action.CREATE if created
+                      else Action.DELETE if deleted else Action.UPDATE)
+            changes.append(Change(action, subject[0], subject[1], tuple(where), self.reasons.get(subject, "")))
+        return Plan(self.topology, tuple(self.steps), tuple(changes))
+
+
+# --- phases ------------------------------------------------------------------------------------------------
+
+
+def _shrink(w: _Work) -> None:
+    """Take from links that stay what the topology no longer gives them: addresses, masters, up."""
+    for ns, want, have in w.staying:
+        if want.addresses is not None and have.addresses is not None:
             for addr in sorted_addresses(have.addresses - want.addresses):
-                steps.append(_step("delete_address", ns, want.name, addr, undo_action="add_address"))
-    for ns, want, have in staying:
+                w.add(_paired("delete_address", "add_address", ns, want.name, addr))
+    for ns, want, have in w.staying:
         if have.master is not None and want.master is None:
-            steps.append(Step("clear_master", ns, want.name, before=have.master,
-                              undo=(Step("set_master", ns, want.name, have.master),)))
-    for ns, want, have in staying:
+            w.add(Step("clear_master", ns, want.name, before=have.master,
+                       undo=(Step("set_master", ns, want.name, have.master),)))
+    for ns, want, have in w.staying:
         if have.up and not want.up:
-            steps.append(Step("set_down", ns, want.name, undo=(Step("set_up", ns, want.name),)))
+            w.add(Step("set_down", ns, want.name, undo=(Step("set_up", ns, want.name),)))
 
-    # ... then delete what goes: veths, namespaces (with the veths that have an end in them), bridges; so
-    # that undo, run in reverse, recreates the bridges before the ports that join them.
-    links = _delete_link_steps(doomed, live, topology, removed)
-    steps += [s for s in links if s.before["kind"] != "bridge"]
-    rank = {ns: i for i, ns in enumerate(gone_ns)}
-    for ns in gone_ns:
-        steps.append(Step("delete_netns", ns, value=_dies_with(live.namespaces[ns], rank, doomed),
-                          reason="not in the topology",
-                          undo=_rebuild_namespace(live, ns, rank, doomed, topology)))
-    steps += [s for s in links if s.before["kind"] == "bridge"]
 
-    # Create what is missing. Undoing a namespace's creation deletes it, and with it the veths that will
-    # have an end in it: the adapter waits for their other ends to go before the rollback is judged.
-    for ns in sorted(desired.namespaces):
-        if ns != HOST and ns not in after.namespaces:
-            steps.append(Step("create_netns", ns, undo=(
-                Step("delete_netns", ns, value=_dies_with(desired.namespaces[ns], {ns: 0}, {})),)))
-            after = State({**after.namespaces, ns: Namespace(ns, topology, {
+def _delete(w: _Work) -> None:
+    """Delete what goes: links, then namespaces (with the veths that have an end in them), then masters;
+    so that undo, run in reverse, recreates a bridge before the ports that join it."""
+    links = _delete_link_steps(w)
+    for step, subject in links:
+        if not kind(step.before.link.kind).is_master:
+            w.add(step, subject, w.reason(step))
+    rank = {ns: i for i, ns in enumerate(w.gone_ns)}
+    foreign = _dying_foreign(w)
+    for ns in w.gone_ns:
+        # The links elsewhere that die with it (the adapter waits for them: their names are taken until
+        # the kernel's teardown ends), and what in it is not the topology's (listed, with --force).
+        ends = _dies_with(w.live.namespaces[ns], rank, w.doomed)
+        before = {k: v for k, v in foreign[ns].items() if v}
+        w.add(Step("delete_netns", ns, value=ends or None, before=before or None,
+                   undo=_rebuild_namespace(w.live, ns, rank, w.doomed, w.topology)), reason=w.gone_reason)
+    for step, subject in links:
+        if kind(step.before.link.kind).is_master:
+            w.add(step, subject, w.reason(step))
+
+
+def _create(w: _Work) -> None:
+    """Create what is missing: namespaces, then links kind by kind (a bridge before its ports), each veth
+    pair once, from the end that comes first. Undoing a namespace's creation deletes it, and with it the
+    veths that will have an end in it: the adapter waits for their other ends to go."""
+    for ns in sorted(w.desired.namespaces):
+        if ns != HOST and ns not in w.after.namespaces:
+            w.add(Step("create_netns", ns, undo=(
+                Step("delete_netns", ns, value=_dies_with(w.desired.namespaces[ns], {ns: 0}, {})),)))
+            w.after = State({**w.after.namespaces, ns: Namespace(ns, w.topology, {
                 LOOPBACK: Link(LOOPBACK, "loopback", addresses=None, up=False)})})
-    created: list[tuple[str, Link]] = []
-    made: set[Key] = set()
-    for kind in ("bridge", "veth"):
-        for ns, want in _desired_links(desired):
-            if want.kind != kind or after.link(ns, want.name) is not None:
-                continue
-            if kind == "veth" and want.peer in made:
-                continue  # the pair was created from its other end
-            peer = desired.link(*want.peer) if want.peer else None
-            steps.append(_create_link_step(ns, want, peer, topology))
-            created.append((ns, want))
-            made.add((ns, want.name))
-            if peer is not None:
-                created.append((want.peer[0], peer))
-                made.add(want.peer)
-    fresh = {(ns, link.name): replace(link, master=None, addresses=frozenset(), up=False)
-             for ns, link in created}
+    wanted = [(ns, want) for ns, want in _desired_links(w.desired) if w.after.link(ns, want.name) is None]
+    for ns, want in sorted(wanted, key=lambda nw: create_order(nw[1].kind)):
+        if (ns, want.name) in w.fresh:
+            continue  # a veth pair, created from its other end
+        peer = w.desired.link(*want.peer) if want.peer else None
+        made = NewLink(_as_created(want), _as_created(peer) if peer else None)
+        w.add(Step("create_link", ns, want.name, made, undo=(Step("delete_link", ns, want.name),)))
+        for where, end in ((ns, want), *(((want.peer[0], peer),) if peer and want.peer else ())):
+            w.fresh[(where, end.name)] = replace(_as_created(end), master=None, addresses=frozenset(), up=False)
+            if (where, end.name) != (ns, want.name):
+                w.made_from[(where, end.name)] = (ns, want.name)
 
-    def current(ns: str, want: Link) -> Link | None:
-        return fresh.get((ns, want.name)) or after.link(ns, want.name)
 
-    for ns, want, have in staying:
+def _modify(w: _Work) -> None:
+    """Set the MTU and MAC of links that stay, and the MTU of new links whose kind takes it only by a
+    request of its own (a bridge)."""
+    changing = [(ns, want, have) for ns, want, have in w.staying]
+    changing += [(ns, want, w.fresh[(ns, want.name)]) for ns, want in _desired_links(w.desired)
+                 if (ns, want.name) in w.fresh]
+    for ns, want, have in changing:
         for attr in ("mtu", "mac"):
             new, old = getattr(want, attr), getattr(have, attr)
             if new is not None and new != old:
-                steps.append(Step(f"set_{attr}", ns, want.name, new, before=old,
-                                  undo=(Step(f"set_{attr}", ns, want.name, old, before=new),)))
-    for ns, want in _desired_links(desired):
-        have = current(ns, want)
+                undo = (Step(f"set_{attr}", ns, want.name, old, before=new),) if old is not None else ()
+                w.add(Step(f"set_{attr}", ns, want.name, new, before=old, undo=undo))
+
+
+def _grow(w: _Work) -> None:
+    """Join links to their masters, then add the addresses they lack."""
+    for ns, want in _desired_links(w.desired):
+        have = w.current(ns, want)
         if have is not None and want.master is not None and have.master != want.master:
             undo = (Step("set_master", ns, want.name, have.master, before=want.master) if have.master
                     else Step("clear_master", ns, want.name, before=want.master))
-            steps.append(Step("set_master", ns, want.name, want.master, before=have.master, undo=(undo,)))
-    for ns, want in _desired_links(desired):
-        have = current(ns, want)
-        if have is not None and want.addresses is not None:
+            w.add(Step("set_master", ns, want.name, want.master, before=have.master, undo=(undo,)))
+    for ns, want in _desired_links(w.desired):
+        have = w.current(ns, want)
+        if have is not None and want.addresses is not None and have.addresses is not None:
             for addr in sorted_addresses(want.addresses - have.addresses):
-                steps.append(_step("add_address", ns, want.name, addr, undo_action="delete_address"))
-    # Bridges come up last, once their ports are wired: a bridge that forwards while a thousand ports
-    # come up floods each one's IPv6 autoconfiguration traffic to all the others.
-    ups = [(ns, want) for ns, want in _desired_links(desired, loopback_first=True)
-           if want.up and (have := current(ns, want)) is not None and not have.up]
-    for ns, want in sorted(ups, key=lambda nw: nw[1].kind == "bridge"):
-        steps.append(Step("set_up", ns, want.name, undo=(Step("set_down", ns, want.name),)))
-    return Plan(topology, tuple(steps))
+                w.add(_paired("add_address", "delete_address", ns, want.name, addr))
 
 
-def _step(action: str, ns: str, name: str, value, undo_action: str) -> Step:
+def _up(w: _Work) -> None:
+    """Bring links up, masters last, once their ports are wired: a bridge that forwards while a thousand
+    ports come up floods each one's IPv6 autoconfiguration traffic to all the others."""
+    ups = [(ns, want) for ns, want in _desired_links(w.desired, loopback_first=True)
+           if want.up and (have := w.current(ns, want)) is not None and not have.up]
+    for ns, want in sorted(ups, key=lambda nw: kind(nw[1].kind).is_master):
+        w.add(Step("set_up", ns, want.name, undo=(Step("set_down", ns, want.name),)))
+
+
+PHASES: tuple[Callable[[_Work], None], ...] = (_shrink, _delete, _create, _modify, _grow, _up)
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+
+def _paired(action: str, undo_action: str, ns: str, name: str, value) -> Step:
     return Step(action, ns, name, value, undo=(Step(undo_action, ns, name, value),))
+
+
+def _as_created(link: Link) -> Link:
+    """The link as its create_link request makes it: without an MTU where its kind sets that apart."""
+    return link if kind(link.kind).mtu_at_create else replace(link, mtu=None)
 
 
 def _creation_order(ns: str, name: str) -> tuple:
@@ -165,13 +271,34 @@ def _made_by(owner: str | None) -> str:
     return "was not made by netlab" if owner is None else f"belongs to topology '{owner}'"
 
 
+def _dying_foreign(w: _Work) -> dict[str, dict[str, list[str]]]:
+    """For each namespace that goes, what goes with it that is not the topology's ("foreign": its links,
+    a veth with the other end it takes along), and the physical devices the kernel returns to the root
+    namespace ("returned"). Foreign links are refused (CONFLICT) unless `force`."""
+    found: dict[str, dict[str, list[str]]] = {}
+    problems = []
+    for ns in w.gone_ns:
+        foreign, returned = [], []
+        for name, link in sorted(w.live.namespaces[ns].links.items()):
+            if link.kind == "device":
+                returned.append(name)
+            elif link.owner != w.topology and link.kind != "loopback":
+                foreign.append(f"{name} ({kind(link.kind).summary(link)})")
+        found[ns] = {"foreign": foreign, "returned": returned}
+        if foreign:
+            problems.append(f"namespace {ns} holds {', '.join(foreign)}")
+    if problems and not w.force:
+        raise ConflictError(
+            "refusing to delete namespaces that hold links topology '" + w.topology + "' did not make: the "
+            "kernel would destroy them with the namespace; nothing was changed:\n  " + "\n  ".join(problems)
+            + "\n  fix: move or delete them first, or give --force to destroy them with the namespace")
+    return found
+
+
 def _replace_reason(have: Link, want: Link) -> str | None:
     if have.kind != want.kind:
-        return f"replace: kind {have.kind} -> {want.kind}"
-    if want.kind == "veth" and have.peer != want.peer:
-        old = "/".join(have.peer) if have.peer else "a namespace netlab does not manage"
-        return f"replace: peer {old} -> {'/'.join(want.peer)}"
-    return None
+        return f"kind {have.kind} -> {want.kind}"
+    return kind(want.kind).replace_reason(have, want)
 
 
 def _doomed_links(desired: State, live: State, topology: str, gone_ns: set[str]) -> dict[Key, str]:
@@ -184,78 +311,62 @@ def _doomed_links(desired: State, live: State, topology: str, gone_ns: set[str])
             continue
         want_ns = desired.namespaces.get(ns_name)
         for link in have_ns.links.values():
-            if link.owner != topology or link.kind == "loopback":
+            if link.owner != topology or link.kind == "loopback" or ns_name in gone_ns:
                 continue
-            key = (ns_name, link.name)
-            if ns_name in gone_ns:
-                continue
-            if link.kind == "veth" and link.peer and link.peer[0] in gone_ns:
+            if link.peer and link.peer[0] in gone_ns:
                 continue  # it goes with the namespace of its other end
             want = want_ns.links.get(link.name) if want_ns else None
             if want is None:
-                doomed[key] = "not in the topology"
+                doomed[(ns_name, link.name)] = GONE
             else:
                 reason = _replace_reason(link, want)
                 if reason:
-                    doomed[key] = reason
+                    doomed[(ns_name, link.name)] = reason
     # Deleting one end of a veth deletes both: the other end counts as deleted too, if it is in a namespace
     # of ours (so that the delete step is issued from our side, never inside a foreign namespace).
     for key in list(doomed):
         link = live.link(*key)
-        if link.kind == "veth" and link.peer and link.peer not in doomed and live.link(*link.peer):
+        if link is not None and link.peer and link.peer not in doomed and live.link(*link.peer):
             peer_ns = live.namespaces[link.peer[0]]
             if peer_ns.name == HOST or peer_ns.owner == topology:
                 doomed[link.peer] = doomed[key]
     return doomed
 
 
-def _delete_link_steps(doomed: dict[Key, str], live: State, topology: str, removed: set[Key]) -> list[Step]:
+def _delete_link_steps(w: _Work) -> list[tuple[Step, Subject]]:
     steps, done = [], set()
-    for key in sorted(doomed):
+    for key in sorted(w.doomed):
         if key in done:
             continue
-        link = live.link(*key)
-        peer = live.link(*link.peer) if link.kind == "veth" and link.peer else None
+        link = w.live.link(*key)
+        assert link is not None
+        peer = w.live.link(*link.peer) if link.peer else None
         done.add(key)
         if link.peer:
             done.add(link.peer)
         # A deleted bridge frees its ports: its undo takes back those that stay.
-        ports = sorted(l.name for l in live.namespaces[key[0]].links.values()
-                       if l.master == link.name and (key[0], l.name) not in removed)
-        steps.append(Step("delete_link", key[0], link.name, before=_spec(link, peer), reason=doomed[key],
-                          undo=_rebuild_link(key[0], link, peer, topology, ports)))
+        ports = sorted(l.name for l in w.live.namespaces[key[0]].links.values()
+                       if l.master == link.name and (key[0], l.name) not in w.removed)
+        # A pair is one change, named by the end it is made from (as a created pair is).
+        subject: Subject = min(key, link.peer, key=lambda k: _creation_order(*k)) if link.peer and peer else key
+        steps.append((Step("delete_link", key[0], link.name, before=NewLink(link, peer),
+                           undo=_rebuild_link(key[0], link, peer, ports)), subject))
     return steps
 
 
-def _spec(link: Link, peer: Link | None) -> dict:
-    spec: dict = {"kind": link.kind}
-    if link.mtu is not None:
-        spec["mtu"] = link.mtu
-    if link.mac is not None:
-        spec["mac"] = link.mac
-    if link.kind == "veth" and link.peer is not None:
-        spec["peer"] = {"namespace": link.peer[0], "name": link.peer[1]}
-        if peer is not None and peer.mtu is not None:
-            spec["peer"]["mtu"] = peer.mtu
-        if peer is not None and peer.mac is not None:
-            spec["peer"]["mac"] = peer.mac
-    return spec
-
-
-def _create_link_step(ns: str, link: Link, peer: Link | None, topology: str) -> Step:
-    return Step("create_link", ns, link.name, _spec(link, peer), undo=(Step("delete_link", ns, link.name),))
-
-
-def _rebuild_link(ns: str, link: Link, peer: Link | None, topology: str,
-                  ports: list[str] = ()) -> tuple[Step, ...]:
+def _rebuild_link(ns: str, link: Link, peer: Link | None, ports: list[str] = ()) -> tuple[Step, ...]:
     """The steps that recreate a deleted link (both ends of a veth; a bridge with the `ports` it had) as
     it was: the undo of its deletion."""
     if link.kind == "veth" and peer is None:
         return ()  # the other end is somewhere netlab cannot see; it cannot be recreated faithfully
-    if peer is not None and _creation_order(*link.peer) < _creation_order(ns, link.name):
-        ns, link, peer = link.peer[0], peer, link  # from the end that carried the mark, as planned below
-    steps = [Step("create_link", ns, link.name, _spec(link, peer))]
-    ends = [(ns, link)] + ([(link.peer[0], peer)] if peer is not None else [])
+    if peer is not None and link.peer and _creation_order(*link.peer) < _creation_order(ns, link.name):
+        ns, link, peer = link.peer[0], peer, link  # from the end that carried the mark, as planned above
+    made = NewLink(_as_created(link), _as_created(peer) if peer else None)
+    steps = [Step("create_link", ns, link.name, made)]
+    ends = [(ns, link)] + ([(link.peer[0], peer)] if peer is not None and link.peer else [])
+    for where, end in ends:
+        if end.mtu is not None and not kind(end.kind).mtu_at_create:
+            steps.append(Step("set_mtu", where, end.name, end.mtu))
     for where, end in ends:
         if end.master:
             steps.append(Step("set_master", where, end.name, end.master))
@@ -269,16 +380,15 @@ def _rebuild_link(ns: str, link: Link, peer: Link | None, topology: str,
     return tuple(steps)
 
 
-def _dies_with(ns: Namespace, rank: dict[str, int], doomed: dict[Key, str]) -> list[str] | None:
+def _dies_with(ns: Namespace, rank: dict[str, int], doomed: dict[Key, str]) -> list[str]:
     """The ends ("namespace/name") elsewhere of the veths that die with namespace `ns`: in namespaces that
     stay, or that are removed after it (`rank` orders the removed ones). Until the kernel's teardown has
     removed them their names are taken, so the adapter waits for them; were it to stop before the later
     removals (a fault), a rollback could not rebuild the veth while its old end still holds the name."""
     mine = rank[ns.name]
-    ends = sorted("/".join(link.peer) for link in ns.links.values()
-                  if link.kind == "veth" and link.peer and rank.get(link.peer[0], mine + 1) > mine
+    return sorted("/".join(link.peer) for link in ns.links.values()
+                  if link.peer and rank.get(link.peer[0], mine + 1) > mine
                   and (ns.name, link.name) not in doomed and link.peer not in doomed)
-    return ends or None
 
 
 def _rebuild_namespace(live: State, name: str, rank: dict[str, int], doomed: dict[Key, str],
@@ -287,9 +397,9 @@ def _rebuild_namespace(live: State, name: str, rank: dict[str, int], doomed: dic
     removed namespaces is rebuilt by the undo of the one removed first, which runs last, when both exist
     again; a veth that was deleted explicitly has its own undo."""
     ns = live.namespaces[name]
-    steps = [Step("create_netns", name)]
+    steps: list[Step] = [Step("create_netns", name)]
     seen: set[Key] = set()
-    links = sorted(ns.links.values(), key=lambda l: (l.kind != "bridge", l.name))
+    links = sorted(ns.links.values(), key=lambda l: (create_order(l.kind) if l.kind in KINDS else -1, l.name))
     for link in links:
         if link.owner != topology or link.kind == "loopback" or (name, link.name) in seen \
                 or (name, link.name) in doomed:
@@ -306,7 +416,7 @@ def _rebuild_namespace(live: State, name: str, rank: dict[str, int], doomed: dic
                 continue
             seen.add(link.peer)
         seen.add((name, link.name))
-        steps += _rebuild_link(name, link, peer, topology)
+        steps += _rebuild_link(name, link, peer)
     lo = ns.links.get(LOOPBACK)
     if lo is not None and lo.up:
         steps.append(Step("set_up", name, LOOPBACK))

@@ -98,16 +98,24 @@ class State:
 
 def state_from_dict(data: dict) -> State:
     """The inverse of State.to_dict(): for saved snapshots and golden test files."""
-    namespaces = {}
-    for ns, body in data.items():
-        links = {}
-        for name, d in (body.get("links") or {}).items():
-            peer = tuple(d["peer"].split("/", 1)) if d.get("peer") else None
-            addresses = None if d["kind"] == "loopback" and "addresses" not in d else frozenset(d.get("addresses", ()))
-            links[name] = Link(name, d["kind"], peer, d.get("master"), addresses, d.get("up", True),
-                                d.get("mtu"), d.get("mac"), d.get("owner"))
-        namespaces[ns] = Namespace(ns, body.get("owner"), links)
-    return State(namespaces)
+    return State({ns: Namespace(ns, body.get("owner"), {name: link_from_dict(name, d)
+                                                        for name, d in (body.get("links") or {}).items()})
+                  for ns, body in data.items()})
+
+
+def link_from_dict(name: str, d: dict) -> Link:
+    """The inverse of Link.to_dict()."""
+    return Link(
+        name=name,
+        kind=d["kind"],
+        peer=tuple(d["peer"].split("/", 1)) if d.get("peer") else None,  # type: ignore[arg-type]
+        master=d.get("master"),
+        addresses=None if d["kind"] == "loopback" and "addresses" not in d else frozenset(d.get("addresses", ())),
+        up=d.get("up", True),
+        mtu=d.get("mtu"),
+        mac=d.get("mac"),
+        owner=d.get("owner"),
+    )
 
 
 def sorted_addresses(addresses) -> list[str]:

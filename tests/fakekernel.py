@@ -35,20 +35,20 @@ class FakeKernel:
         tail, failed_in = None, None
         for position, step in enumerate(steps):
             if tail is not None:  # a batch holds link steps of one namespace
-                if tail == 0 or step.namespace != failed_in or step.action.endswith("_netns"):
+                if tail == 0 or step.namespace != failed_in or step.op.endswith("_netns"):
                     return
                 tail -= 1
             self.calls += 1
             try:
                 if self.calls in self.fail_at:
                     raise KernelError(f"injected failure at call {self.calls}", self.errno)
-                getattr(self, step.action)(step, topology)
+                getattr(self, step.op)(step, topology)
                 self.executed.append(step)
                 results.append((position, None))
             except KernelError as exc:
                 results.append((position, exc))
                 if tail is None:
-                    tail, failed_in = (self.batch_tail, step.namespace) if not step.action.endswith("_netns") \
+                    tail, failed_in = (self.batch_tail, step.namespace) if not step.op.endswith("_netns") \
                         else (0, None)
             if self.calls == self.interrupt_after:
                 raise KeyboardInterrupt
@@ -82,21 +82,20 @@ class FakeKernel:
                 self.ns[link.peer[0]].pop(link.peer[1], None)
 
     def create_link(self, step, topology):
-        spec = step.value
+        link, peer = step.value.link, step.value.peer
         links = self._links(step.namespace)
         if step.name in links:
             raise KernelError("exists", errno.EEXIST)
-        base = dict(kind=spec["kind"], addresses=frozenset(), up=False, owner=topology)
-        if spec["kind"] == "veth":
-            p = spec["peer"]
-            plinks = self._links(p["namespace"])
-            if p["name"] in plinks:
+        base = dict(kind=link.kind, addresses=frozenset(), up=False, owner=topology)
+        if link.peer is not None:
+            pns, pname = link.peer
+            if pname in self._links(pns):
                 raise KernelError("exists", errno.EEXIST)
-            self._put(p["namespace"], Link(p["name"], peer=(step.namespace, step.name), mtu=p.get("mtu", 1500),
-                                           mac=p.get("mac", "02:00:00:00:00:02"), **base))
-            base["peer"] = (p["namespace"], p["name"])
-        self._put(step.namespace, Link(step.name, mtu=spec.get("mtu", 1500),
-                                       mac=spec.get("mac", "02:00:00:00:00:01"), **base))
+            self._put(pns, Link(pname, peer=(step.namespace, step.name), mtu=peer.mtu or 1500,
+                                mac=peer.mac or "02:00:00:00:00:02", **base))
+            base["peer"] = link.peer
+        self._put(step.namespace, Link(step.name, mtu=link.mtu or 1500, mac=link.mac or "02:00:00:00:00:01",
+                                       **base))
 
     def delete_link(self, step, topology):
         link = self._links(step.namespace).pop(step.name, None)

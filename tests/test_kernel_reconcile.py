@@ -61,7 +61,7 @@ def test_second_apply_changes_nothing_and_diff_is_clean(lab):
     assert lab.snapshot() == before
     assert "No changes" in lab.netlab("diff", path, check=0).stdout
     data = json.loads(lab.netlab("diff", path, "--output", "json", check=0).stdout)
-    assert data["plan"]["format_version"] == 1 and data["plan"]["in_sync"] is True
+    assert data["plan"]["format_version"] == 2 and data["plan"]["in_sync"] is True
 
 
 def test_drift_is_shown_exits_2_and_apply_repairs_exactly_it(lab):
@@ -72,15 +72,15 @@ def test_drift_is_shown_exits_2_and_apply_repairs_exactly_it(lab):
     subprocess.run(["ip", "-n", f"{p}n0", "link", "set", "vth2", "down"], check=True)
     subprocess.run(["ip", "-n", f"{p}n0", "link", "set", "vth0", "nomaster"], check=True)
     out = lab.netlab("diff", path, check=2).stdout
-    assert "+   address 10.0.0.2/24 on " + f"{p}n1/vth1" in out
+    assert f"~   link {p}n1/vth1: address +10.0.0.2/24" in out
     assert f"~   link {p}n0/vth2: down -> up" in out
     assert f"~   link {p}n0/vth0: master none -> br0" in out
-    assert "Plan: 1 to add, 2 to change, 0 to destroy." in out
+    assert "Plan: 0 to add, 3 to change, 0 to destroy." in out
     data = json.loads(lab.netlab("diff", path, "-o", "json", check=2).stdout)
-    assert data["plan"]["format_version"] == 1
-    assert {s["action"] for s in data["plan"]["steps"]} == {"add_address", "set_up", "set_master"}
+    assert data["plan"]["format_version"] == 2
+    assert {s["op"] for s in data["plan"]["steps"]} == {"add_address", "set_up", "set_master"}
     out = lab.netlab("apply", path, check=0).stdout
-    assert "1 added, 2 changed, 0 destroyed" in out
+    assert "0 added, 3 changed, 0 destroyed" in out
     lab.netlab("diff", path, check=0)
     assert lab.ping(f"{p}n1", "10.0.0.3")
 
@@ -121,8 +121,9 @@ def test_changing_the_file_converges(lab):
     p = lab.p
     path = lab.write(CHANGED)
     out = lab.netlab("apply", path, check=0).stdout
-    assert f"-   namespace {p}n2 (and with it {p}n0/vth2)" in out and f"+   namespace {p}n3" in out
-    assert f"+   link {p}n0/vth2 (veth, peer {p}n3/vth3)" in out
+    assert f"-   namespace {p}n2: and with it {p}n0/vth2  # not in the topology" in out
+    assert f"+   namespace {p}n3: lo up" in out
+    assert f"+   link {p}n0/vth2: veth to {p}n3/vth3, master br0, up; {p}n3/vth3: address 10.0.0.3/24, up" in out
     assert f"{p}n2" not in netns_names() and f"{p}n3" in netns_names()
     n0, n1 = lab.links(f"{p}n0"), lab.links(f"{p}n1")
     assert n0["br1"]["kind"] == "bridge"

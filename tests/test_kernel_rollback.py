@@ -10,78 +10,18 @@ import pytest
 from typer.testing import CliRunner
 
 from netlab import api, cli
-from netlab.netlink import rtnl as netlink, transport
 from netlab.errors import KernelError, RollbackIncomplete, RolledBack
-from netlab.kernel import Kernel, _Op
+from netlab.kernel import Kernel
 from netlab.model import load
 from netlab.planner import plan as make_plan
 from netlab.state import HOST, Namespace, State
 
 from conftest import count
+from faults import Faulty, timed_out
 from test_kernel_reconcile import CHANGED, HOST_BRIDGE, SEED
 
 pytestmark = pytest.mark.kernel
 CODES = [errno.EEXIST, errno.ENODEV, errno.EBUSY, errno.EPERM, errno.EINVAL, errno.ETIMEDOUT]
-
-
-class FailingKernel(Kernel):
-    """The real adapter, except that the steps it runs as numbers `fail_at` (counting the rollback's) fail
-    with `code`. A link step fails inside its batch, as a request the kernel refuses (the steps after it
-    in the batch still run); a namespace step raises before it does anything, except that a namespace
-    deletion with ETIMEDOUT takes the real path of a timeout: the deletion is done, and the wait for the
-    kernel's teardown that follows a run of deletions (it really waits) reports ETIMEDOUT, charged to the
-    last deletion of the run."""
-
-    def __init__(self, fail_at: set[int], code: int):
-        super().__init__()
-        self.fail_at, self.code, self.calls, self.targets = fail_at, code, 0, set()
-        self.late = False  # a deletion is done whose teardown wait must time out
-
-    def execute(self, steps, topology, results):
-        self.targets = {id(steps[k - self.calls - 1]) for k in self.fail_at
-                        if self.calls < k <= self.calls + len(steps)}
-        first = len(results)
-        super().execute(steps, topology, results)
-        for i in range(first, len(results)):
-            position, error = results[i]
-            if id(steps[position]) in self.targets and not timed_out(steps[position], self.code):
-                results[i] = (position, KernelError.of(self.code, "injected"))
-        self.calls += max((p for p, _ in results[first:]), default=-1) + 1
-
-    def _op(self, step, alias, flush):
-        if id(step) in self.targets:
-            # A malformed attribute (a 1-byte MTU): the kernel refuses it with EINVAL before it looks for
-            # the link, whatever the step; the error is then reported as `code`.
-            bad = transport.Request(netlink.RTM_SETLINK, 0, netlink.ifinfo(0x7FFFFFFF)
-                                  + netlink.attr(netlink.IFLA_MTU, b"\x01"))
-            return _Op([bad])
-        return super()._op(step, alias, flush)
-
-    def _create_netns(self, step, alias):
-        self._inject(step)
-        super()._create_netns(step, alias)
-
-    def _delete_netns(self, step, alias):
-        if id(step) in self.targets and timed_out(step, self.code):
-            self.late = True
-        else:
-            self._inject(step)
-        super()._delete_netns(step, alias)
-
-    def _await_gone(self, ends, timeout=60.0):
-        error = super()._await_gone(ends, timeout)
-        if self.late:
-            self.late = False
-            return KernelError.of(errno.ETIMEDOUT, "injected: the kernel has not finished the teardown")
-        return error
-
-    def _inject(self, step):
-        if id(step) in self.targets:
-            raise KernelError.of(self.code, "injected")
-
-
-def timed_out(step, code: int) -> bool:
-    return code == errno.ETIMEDOUT and step.action == "delete_netns"
 
 
 def charged(steps, k: int, code: int) -> int:
@@ -89,7 +29,7 @@ def charged(steps, k: int, code: int) -> int:
     out namespace deletion, whose error is charged to the last deletion of its run."""
     if not timed_out(steps[k - 1], code):
         return k
-    while k < len(steps) and steps[k].action == "delete_netns":
+    while k < len(steps) and steps[k].op == "delete_netns":
         k += 1
     return k
 
@@ -99,10 +39,10 @@ def the_plan(run: str, topo):
         return api.diff(topo)
     with Kernel() as kernel:
         live = api._observe(kernel, api.Scope(topo.name, frozenset(), frozenset()))
-    return make_plan(State({HOST: Namespace(HOST)}), live, topo.name)
+    return make_plan(State({HOST: Namespace(HOST)}), live, topo.name, destroy=True)
 
 
-def run_every_k(lab, canaries, figures, monkeypatch, run: str, topo, minimum: int = 30) -> int:
+def run_every_k(lab, canaries, figures, run: str, topo, minimum: int = 30) -> int:
     before = lab.snapshot()
     steps = the_plan(run, topo).steps
     n = len(steps)
@@ -110,15 +50,14 @@ def run_every_k(lab, canaries, figures, monkeypatch, run: str, topo, minimum: in
     timeouts = 0
     for k in range(1, n + 1):
         code = CODES[k % len(CODES)]
-        if steps[k - 1].action == "delete_netns":  # the timeout's real path, and one other errno
+        if steps[k - 1].op == "delete_netns":  # the timeout's real path, and one other errno
             code = errno.ETIMEDOUT if k % 2 else CODES[k % (len(CODES) - 1)]
             timeouts += code == errno.ETIMEDOUT
-        monkeypatch.setattr(api, "_kernel", lambda k=k, code=code: FailingKernel({k}, code))
-        with pytest.raises(RolledBack) as info:
+        with pytest.raises(RolledBack) as info, api.using(lambda k=k, code=code: Faulty({k}, code)):
             getattr(api, run)(topo)
         at = charged(steps, k, code)
         step = steps[at - 1]
-        assert f"step {at}/{n} failed: {step.action} {step.describe()}: " in str(info.value)
+        assert f"step {at}/{n} failed: {step.op} {step.describe()}: " in str(info.value)
         assert f"({errno.errorcode[code]}, errno {code})" in str(info.value)
         assert info.value.cause.errno == code
         after = lab.snapshot()
@@ -127,7 +66,6 @@ def run_every_k(lab, canaries, figures, monkeypatch, run: str, topo, minimum: in
              for l in set(before.get(ns, {})) | set(after.get(ns, {}))
              if before.get(ns, {}).get(l) != after.get(ns, {}).get(l)])
         assert canaries.changes() == [], f"k={k}"
-    monkeypatch.undo()
     count(figures, f"rollback: faults injected, every step of a {n}-step plan ({run})", n)
     count(figures, "rollback: namespace deletions whose teardown wait timed out", timeouts)
     return n
@@ -137,14 +75,14 @@ def both(lab):
     return load(lab.write(SEED + "\n".join(HOST_BRIDGE.split("\n")[3:]), "both.yaml"))
 
 
-def test_failure_at_every_step_of_a_create_rolls_back(lab, canaries, figures, monkeypatch):
+def test_failure_at_every_step_of_a_create_rolls_back(lab, canaries, figures):
     topo = both(lab)
-    run_every_k(lab, canaries, figures, monkeypatch, "apply", topo)
+    run_every_k(lab, canaries, figures, "apply", topo)
     api.apply(topo)  # and without a fault it still works
     assert lab.ping(f"{lab.p}c1", "10.1.0.12") and lab.ping(f"{lab.p}n1", "10.0.0.3")
 
 
-def test_failure_at_every_step_of_a_change_rolls_back(lab, canaries, figures, monkeypatch):
+def test_failure_at_every_step_of_a_change_rolls_back(lab, canaries, figures):
     api.apply(load(lab.write(SEED)))
     changed = CHANGED.replace("vth1: {addresses: [10.0.0.12/24, \"fd00::2/64\"], mtu: 1400}",
                               "vth1: {addresses: [10.0.0.12/24, \"fd00::2/64\"], mtu: 1400}\n"
@@ -152,22 +90,22 @@ def test_failure_at_every_step_of_a_change_rolls_back(lab, canaries, figures, mo
     changed = changed.replace("vth3: {addresses: [10.0.0.3/24]}",
                               "vth3: {addresses: [10.0.0.3/24]}\n      vth8: {addresses: [10.2.0.2/24], up: false}")
     topo = load(lab.write(changed, "changed.yaml"))
-    run_every_k(lab, canaries, figures, monkeypatch, "apply", topo, minimum=20)
+    run_every_k(lab, canaries, figures, "apply", topo, minimum=20)
     api.apply(topo)
     assert api.diff(topo).empty
 
 
-def test_failure_at_every_step_of_a_destroy_rolls_back_with_a_users_port(lab, canaries, figures, monkeypatch):
+def test_failure_at_every_step_of_a_destroy_rolls_back_with_a_users_port(lab, canaries, figures):
     topo = both(lab)
     api.apply(topo)
     canaries.join(f"{lab.p}br")  # rebuilding the bridge must take the user's port back
-    run_every_k(lab, canaries, figures, monkeypatch, "destroy", topo, minimum=5)
+    run_every_k(lab, canaries, figures, "destroy", topo, minimum=5)
     assert api.diff(topo).empty
     api.destroy(topo)
     assert canaries.changes(port_freed=True) == []
 
 
-def test_a_fault_in_the_rollback_is_reported_and_a_later_run_converges(lab, canaries, figures, monkeypatch):
+def test_a_fault_in_the_rollback_is_reported_and_a_later_run_converges(lab, canaries, figures):
     """The step k fails, then the first undo after it. The verdict comes from the kernel: where the state
     is as before anyway (a namespace took the link whose undo failed with it) that is a rollback;
     otherwise ROLLBACK_INCOMPLETE with the leftovers, exit 1. Then apply (even k) or destroy (odd k)."""
@@ -178,9 +116,8 @@ def test_a_fault_in_the_rollback_is_reported_and_a_later_run_converges(lab, cana
     incomplete = 0
     runner = CliRunner()
     for k in range(2, n + 1):
-        monkeypatch.setattr(api, "_kernel", lambda k=k: FailingKernel({k, k + 1}, errno.EBUSY))
-        result = runner.invoke(cli.app, ["apply", str(path), "-o", "json"])
-        monkeypatch.undo()
+        with api.using(lambda k=k: Faulty({k, k + 1}, errno.EBUSY)):
+            result = runner.invoke(cli.app, ["apply", str(path), "-o", "json"])
         assert result.exit_code == 1, result.output
         if '"ROLLBACK_INCOMPLETE"' in result.output:
             incomplete += 1
@@ -199,14 +136,12 @@ def test_a_fault_in_the_rollback_is_reported_and_a_later_run_converges(lab, cana
     assert incomplete >= n // 6, f"only {incomplete} of {n - 1} double faults left the rollback incomplete"
 
 
-def test_rollback_incomplete_lists_what_is_left(lab, canaries, monkeypatch):
+def test_rollback_incomplete_lists_what_is_left(lab, canaries):
     topo = both(lab)
     steps = api.diff(topo).steps
-    k = next(i for i, s in enumerate(steps, 1) if s.action == "create_link" and s.namespace == HOST)
-    monkeypatch.setattr(api, "_kernel", lambda: FailingKernel({k + 1, k + 2}, errno.EBUSY))
-    with pytest.raises(RollbackIncomplete) as info:
+    k = next(i for i, s in enumerate(steps, 1) if s.op == "create_link" and s.namespace == HOST)
+    with pytest.raises(RollbackIncomplete) as info, api.using(lambda: Faulty({k + 1, k + 2}, errno.EBUSY)):
         api.apply(topo)
-    monkeypatch.undo()
     message = str(info.value)
     assert f"step {k + 1}/{len(steps)} failed" in message and "ROLLBACK INCOMPLETE" in message
     assert f"could not undo 'link {steps[k - 1].describe().split(' ', 1)[1]}" in message

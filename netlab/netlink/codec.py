@@ -27,15 +27,6 @@ def attr(kind: int, data: bytes) -> bytes:
     return ATTR.pack(n, kind) + data + b"\0" * (-n & 3)
 
 
-# Hand packing, kept until netlab/kinds/veth.py encodes its peer with rtnl.VETH_INFO; remove then.
-def string(kind: int, text: str) -> bytes:
-    return attr(kind, text.encode() + b"\0")
-
-
-def u32(kind: int, value: int) -> bytes:
-    return attr(kind, struct.pack("=I", value))
-
-
 def _pad(data: bytes) -> bytes:
     return data + b"\0" * (-len(data) & 3)
 

@@ -32,7 +32,6 @@ from .codec import (
     Struct,
     StructThen,
     Table,
-    attr,  # noqa: F401  re-exported: tests build malformed requests with it
     message,
 )
 from .transport import NLM_F_CREATE, NLM_F_EXCL, Request

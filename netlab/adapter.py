@@ -1,0 +1,33 @@
+"""The adapter interface: what the library needs of a kernel. `kernel.Kernel` is the real one; a test
+wraps it (to inject a fault at step k), and later a pytest plugin or a remote host can stand in for it.
+`api.using()` makes the library, and the CLI in the same process, use another adapter.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol, Sequence
+
+from .errors import KernelError
+from .plan import Step
+from .state import State
+
+Results = list[tuple[int, KernelError | None]]
+
+
+class Adapter(Protocol):
+    def observe(self, topology: str, namespaces: set[str], host_links: set[str]) -> State:
+        """The live State of `namespaces` (those that exist), of every namespace marked as `topology`'s,
+        and of the root namespace's links named in `host_links` or marked as `topology`'s (with the
+        user's links that depend on them)."""
+
+    def execute(self, steps: Sequence[Step], topology: str, results: Results) -> None:
+        """Run `steps` in order, appending (position, None or the error) for each step that ran, as soon as
+        its result is known; stop after a failure (steps sent in the same batch may still have run, and
+        have their results). A failed step has changed nothing."""
+
+    def remove_empty_mount_points(self, names: Iterable[str]) -> None:
+        """Remove /run/netns files of these names that are empty and not namespaces (an interrupted
+        create's)."""
+
+    def close(self) -> None:
+        """Release what the adapter holds."""

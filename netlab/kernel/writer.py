@@ -1,0 +1,310 @@
+"""Writing to the kernel: runs plan steps. Consecutive link steps in one namespace go in one batch (one
+`sendmsg`), each acknowledgement matched to its step; namespace steps run alone. SIGINT and SIGTERM are
+held while a batch or a namespace step runs, so an interrupt arrives between batches, with the result of
+every step known.
+
+A batch is built in three stages that never mix: the ifindexes it needs are resolved (most are known:
+read, or chosen by this run), the requests are built (no I/O), then sent.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..errors import KernelError
+from ..kinds import kind
+from ..netlink import rtnl, transport
+from ..plan import NewLink, Step
+from ..state import mark
+from .namespaces import Namespaces, signals_held
+
+Results = list[tuple[int, KernelError | None]]
+Item = tuple[int, Step]  # a step and its position in the run
+
+# Errors that mean the step's goal already holds: deleting what is gone.
+_ALREADY_SO = {("delete_link", errno.ENODEV), ("delete_address", errno.EADDRNOTAVAIL),
+               ("delete_address", errno.ENODEV)}
+# Steps that name a link the batch must know the ifindex of: the master, or the link itself.
+_NEEDS_INDEX = {"set_master": lambda step: step.value, "add_address": lambda step: step.name,
+                "delete_address": lambda step: step.name}
+
+
+@dataclass
+class _Op:
+    """One step as netlink requests. `cleanup` is sent if the first request succeeded and a later one
+    failed, so that a failed step leaves nothing behind."""
+
+    requests: list[transport.Request]
+    cleanup: transport.Request | None = None
+
+
+class Writer:
+    def __init__(self, namespaces: Namespaces):
+        self.ns = namespaces
+
+    def execute(self, steps: Sequence[Step], topology: str, results: Results) -> None:
+        """Run steps in order, appending (position, None or the error) to `results` as each batch comes
+        back. Stops after the first batch in which a step failed; steps after it were not run. A failed
+        step has changed nothing (a compound step undoes its own first half); deleting what is already
+        gone counts as success."""
+        alias = mark(topology)
+        for op, items in _runs(steps):
+            if op == "create_netns":
+                done = self._create_netns(items[0], alias, results)
+            elif op == "delete_netns":
+                done = self._delete_netns(items, results)
+            else:
+                done = self._batch(items, alias, results)
+            if not done:
+                return
+
+    # --- namespaces ----------------------------------------------------------------------------------
+
+    def _create_netns(self, item: Item, alias: str, results: Results) -> bool:
+        position, step = item
+        with signals_held():
+            try:
+                self.ns.create(step.namespace, alias)
+            except OSError as exc:
+                results.append((position, _kernel_error(exc)))
+                return False
+            results.append((position, None))
+        return True
+
+    def _delete_netns(self, items: list[Item], results: Results) -> bool:
+        """Delete a run of namespaces, then wait for the kernel's teardown to remove the links elsewhere
+        that die with them (their names are taken until then)."""
+        with signals_held():
+            for position, step in items:
+                try:
+                    self.ns.delete(step.namespace)
+                except OSError as exc:
+                    results.append((position, _kernel_error(exc)))
+                    return False
+                results.append((position, None))
+            error = self._await_gone([end for _, step in items for end in step.value or ()])
+        if error is not None:  # the deletions are done (and recorded); the last one is also failed
+            results.append((items[-1][0], error))
+            return False
+        return True
+
+    def _await_gone(self, ends: list[str], timeout: float = 60.0) -> KernelError | None:
+        """Wait until the kernel's teardown of deleted namespaces has removed the veth ends they took
+        with them ("namespace/name"), so that what comes next (a link of the same name) does not find
+        them still there. One end is probed at a time: while it is there, the ones after it (torn down
+        later, or with it) are not asked about."""
+        deadline, pause = time.monotonic() + timeout, 0.001
+        for end in ends:
+            ns, name = end.split("/", 1)
+            probe = rtnl.link_by_name(name)
+            while self.ns.fd(ns) is not None and self.ns.sock(ns).batch([probe])[0] != errno.ENODEV:
+                if time.monotonic() > deadline:
+                    return KernelError.of(errno.ETIMEDOUT, f"the kernel has not finished removing {end} "
+                                                          f"after {timeout:.0f} s")
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
+        return None
+
+    # --- link batches --------------------------------------------------------------------------------
+
+    def _batch(self, items: list[Item], alias: str, results: Results) -> bool:
+        """Resolve, build and send one namespace's run of link steps. A step that cannot be built (its
+        namespace or master is missing) fails after the steps before it have been sent."""
+        ns = items[0][1].namespace
+        ops: list[tuple[int, Step, _Op | None]] = []
+        error: tuple[int, KernelError] | None = None
+        try:
+            sock = self.ns.sock(ns)
+            known = self._resolve(ns, items)
+        except KernelError as exc:
+            results.append((items[0][0], exc))
+            return False
+        for position, step in items:
+            try:
+                ops.append((position, step, self._op(step, alias, known)))
+            except KernelError as exc:
+                error = (position, exc)
+                break
+        if not self._send(sock, ops, results):
+            return False
+        if error is not None:
+            results.append(error)
+            return False
+        return True
+
+    def _resolve(self, ns: str, items: list[Item]) -> dict[str, int | None]:
+        """The ifindexes the batch's steps name, by link name (None: no such link). Links made by this
+        run have the index it chose; the others are looked up, before anything is built."""
+        made = self.ns.indexes.get(ns, {})
+        coming = {step.name for _, step in items if step.op == "create_link"}
+        names = {_NEEDS_INDEX[step.op](step) for _, step in items if step.op in _NEEDS_INDEX}
+        known: dict[str, int | None] = {}
+        for name in sorted(names):
+            if name in made or name in coming:
+                continue
+            known[name] = self._lookup(ns, name)
+        return known
+
+    def _lookup(self, ns: str, name: str) -> int | None:
+        probe = rtnl.link_by_name(name)
+        try:
+            return rtnl.decode_link(self.ns.sock(ns).get(probe.type, probe.body))["index"]
+        except transport.NetlinkError as exc:
+            if exc.errno != errno.ENODEV:
+                raise KernelError.of(exc.errno, f"look up {ns}/{name}") from None
+            return None
+
+    def _index(self, ns: str, name: str, known: dict[str, int | None]) -> int | None:
+        made = self.ns.indexes.get(ns, {}).get(name)
+        return made if made is not None else known.get(name)
+
+    def _op(self, step: Step, alias: str, known: dict[str, int | None]) -> _Op | None:
+        """The netlink requests of one step, or None if there is nothing to do. No I/O."""
+        ns, name, op = step.namespace, step.name, step.op
+        if op == "create_link":
+            return self._create_link(step, alias)
+        if op == "delete_link":
+            return _Op([rtnl.del_link(name)])
+        if op in ("set_up", "set_down"):
+            return _Op([rtnl.set_link(name, up=op == "set_up")])
+        if op == "set_mtu":
+            return _Op([rtnl.set_link(name, mtu=step.value)])
+        if op == "set_mac":
+            return _Op([rtnl.set_link(name, mac=_mac(step.value))])
+        if op == "clear_master":
+            return _Op([rtnl.set_link(name, master=0)])
+        if op == "set_master":
+            master = self._index(ns, step.value, known)
+            if master is None:
+                raise KernelError.of(errno.ENODEV, f"link {ns}/{step.value}")
+            return _Op([rtnl.set_link(name, master=master)])
+        if op in ("add_address", "delete_address"):
+            assert name is not None
+            index = self._index(ns, name, known)
+            if index is None:
+                if op == "delete_address":
+                    return None  # the link is gone, and its addresses with it
+                raise KernelError.of(errno.ENODEV, f"link {ns}/{name}")
+            iface = ipaddress.ip_interface(step.value)
+            family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
+            return _Op([rtnl.address(op == "add_address", index, family, iface.ip.packed, iface.network.prefixlen)])
+        raise ValueError(f"not a link step: {op}")
+
+    def _create_link(self, step: Step, alias: str) -> _Op:
+        """Create the link at an ifindex of our choosing, then mark it by that index, in one batch. The
+        kernel runs both in the same syscall, so a crash cannot leave an unmarked link; and if the create
+        fails (the name is taken), the mark goes to an index that is free, never to the link that has the
+        name. The index is random above 2^24, where the kernel's own counter does not reach, and not one
+        that this run has seen in the namespace. A veth's other end gets a chosen index too, so the
+        steps that address it need no lookup."""
+        made: NewLink = step.value
+        link, ns = made.link, step.namespace
+        index = self._free_index(ns)
+        self.ns.indexes.setdefault(ns, {})[link.name] = index
+        if link.peer is not None:
+            pns, pname = link.peer
+            if self.ns.fd(pns) is None:
+                raise KernelError.of(errno.ENOENT, f"namespace {pns}")
+            self.ns.indexes.setdefault(pns, {})[pname] = self._free_index(pns)
+        data = kind(link.kind).info_data(link, made.peer, _Facts(self.ns, ns))
+        return _Op([rtnl.new_link(link.name, link.kind, index, link.mtu, _mac(link.mac), info_data=data),
+                    rtnl.set_link(index=index, alias=alias)],
+                   cleanup=rtnl.del_link(index=index))
+
+    def _free_index(self, ns: str) -> int:
+        taken = self.ns.taken.setdefault(ns, set())
+        while True:
+            index = (1 << 24) + int.from_bytes(os.urandom(4)) % ((1 << 31) - (1 << 24) - 1)
+            if index not in taken:
+                taken.add(index)
+                return index
+
+    def _send(self, sock: transport.Socket, ops: list[tuple[int, Step, _Op | None]], results: Results) -> bool:
+        """Send the built steps in one batch; record each step's result. False if any step failed.
+
+        A step whose acknowledgement the kernel dropped (the receive buffer overflowed: batches are sized
+        to it, so this is a safety net) may or may not have been done. It is recorded as done, so that a
+        rollback runs its undo (deleting what was perhaps not made counts as done), and the batch as
+        failed, which starts the rollback; the rollback is judged by reading the kernel again."""
+        with signals_held():
+            acks = sock.acks([r for _, _, op in ops if op is not None for r in op.requests])
+            at, outcome, unknown = 0, [], []
+            for position, step, op in ops:
+                ack = transport.OK
+                if op is not None:
+                    mine = acks[at:at + len(op.requests)]
+                    at += len(op.requests)
+                    ack = next((a for a in mine if a.code > 0), None) or \
+                        next((a for a in mine if a.code == transport.LOST), transport.OK)
+                    if ack.code and mine[0].code in (0, transport.LOST) and op.cleanup is not None:
+                        sock.batch([op.cleanup])  # a failed step leaves nothing behind
+                if (step.op, ack.code) in _ALREADY_SO:
+                    ack = transport.OK
+                if step.op == "delete_link" or (step.op == "create_link" and ack.code > 0):
+                    self._forget_link(step)
+                if ack.code == transport.LOST:
+                    unknown.append(position)
+                    outcome.append((position, None))
+                else:
+                    outcome.append((position, KernelError.of(ack.code, detail=ack.message) if ack.code else None))
+            if unknown:
+                outcome.append((unknown[-1], KernelError.of(errno.ENOBUFS, detail=transport.LOST_ACK.message)))
+            results.extend(outcome)
+        return all(error is None for _, error in outcome)
+
+    def _forget_link(self, step: Step) -> None:
+        """The link is gone, or was never made: forget the ifindexes remembered for it (both ends)."""
+        self.ns.indexes.get(step.namespace, {}).pop(step.name or "", None)
+        made = step.value if step.op == "create_link" else step.before
+        peer = made.link.peer if isinstance(made, NewLink) else None
+        if peer:
+            self.ns.indexes.get(peer[0], {}).pop(peer[1], None)
+
+
+class _Facts:
+    """What a kind's encoder may ask the adapter while building a create request (no I/O beyond what
+    the handles already hold)."""
+
+    def __init__(self, namespaces: Namespaces, namespace: str):
+        self._ns = namespaces
+        self.namespace = namespace
+
+    def netns_fd(self, ns: str) -> int:
+        fd = self._ns.fd(ns)
+        if fd is None:
+            raise KernelError.of(errno.ENOENT, f"namespace {ns}")
+        return fd
+
+    def index(self, ns: str, name: str) -> int:
+        return self._ns.indexes[ns][name]
+
+
+def _runs(steps: Sequence[Step]):
+    """The steps as runs: a namespace creation alone, consecutive namespace deletions together (one wait
+    for their teardown), consecutive link steps in one namespace together (one batch)."""
+    run: list[Item] = []
+    for position, step in enumerate(steps):
+        if run and (step.op == "create_netns" or _key(step) != _key(run[-1][1])):
+            yield run[0][1].op if run[0][1].op.endswith("_netns") else "links", run
+            run = []
+        run.append((position, step))
+    if run:
+        yield run[0][1].op if run[0][1].op.endswith("_netns") else "links", run
+
+
+def _key(step: Step) -> tuple[str, str]:
+    return ("netns", step.op) if step.op.endswith("_netns") else ("links", step.namespace)
+
+
+def _kernel_error(exc: OSError) -> KernelError:
+    return exc if isinstance(exc, KernelError) else KernelError.of(exc.errno or 0)
+
+
+def _mac(text: str | None) -> bytes | None:
+    return None if text is None else bytes.fromhex(text.replace(":", ""))
