@@ -34,21 +34,31 @@ class Facts:
 
 
 def test_the_registry_lists_every_kind_once_in_create_order():
-    assert list(KINDS) == ["loopback", "bridge", "veth"]
-    assert DECLARABLE == ("bridge", "veth")
+    assert list(KINDS) == ["loopback", "bridge", "dummy", "veth"]
+    assert DECLARABLE == ("bridge", "dummy", "veth")
     assert create_order("bridge") < create_order("veth")  # a master before the ports that join it
     assert kind("vxlan").name == "vxlan" and kind("vxlan").spec is None  # read, never made
 
 
 def test_the_schema_takes_each_kinds_options_from_its_file():
-    link = desired(loads(HEAD + "      b0: {kind: bridge, addresses: [192.0.2.1/32], mtu: 9000}\n")).link("n", "b0")
-    assert (link.kind, link.addresses, link.mtu, link.peer) == ("bridge", frozenset({"192.0.2.1/32"}), 9000, None)
-    with pytest.raises(ValidationError, match="'peer' is an option of veth, not of bridge"):
-        loads(HEAD + "      b0: {kind: bridge, peer: n/x}\n")
-    with pytest.raises(ValidationError, match="unknown kind 'brdge'; did you mean 'bridge'"):
-        loads(HEAD + "      b0: {kind: brdge}\n")
-    with pytest.raises(ValidationError, match="master 'v0' is not a bridge"):
-        loads(HEAD + "      v0: {kind: veth, peer: n/v1}\n      v1: {}\n      b: {kind: bridge, master: v0}\n")
+    link = desired(loads(HEAD + "      d0: {kind: dummy, addresses: [192.0.2.1/32], mtu: 9000}\n")).link("n", "d0")
+    assert (link.kind, link.addresses, link.mtu, link.peer) == ("dummy", frozenset({"192.0.2.1/32"}), 9000, None)
+    with pytest.raises(ValidationError, match="'peer' is an option of veth, not of dummy"):
+        loads(HEAD + "      d0: {kind: dummy, peer: n/x}\n")
+    with pytest.raises(ValidationError, match="unknown kind 'dumy'; did you mean 'dummy'"):
+        loads(HEAD + "      d0: {kind: dumy}\n")
+    with pytest.raises(ValidationError, match="master 'd0' is not a bridge"):
+        loads(HEAD + "      d0: {kind: dummy}\n      b: {kind: bridge, master: d0}\n")
+
+
+def test_a_dummy_is_created_with_its_kind_and_no_data_of_its_own():
+    link = Link("d0", "dummy", mtu=1500)
+    assert kind("dummy").info_data(link, None, Facts()) is None
+    assert kind("dummy").summary(link) == "dummy"
+    m = decoded(rtnl.new_link("d0", "dummy", 1 << 24, 1500, None, info_data=None))
+    info = m.get_attr("IFLA_LINKINFO")
+    assert (m["index"], m.get_attr("IFLA_IFNAME"), m.get_attr("IFLA_MTU")) == (1 << 24, "d0", 1500)
+    assert info.get_attr("IFLA_INFO_KIND") == "dummy" and info.get_attr("IFLA_INFO_DATA") is None
 
 
 @pytest.mark.parametrize("peer_ns,expected_fd", [("b", 7), ("a", None)], ids=["across", "within"])

@@ -22,7 +22,7 @@ BAD = [
      5, ["addresses", "list"]),
     ("missing name", "namespaces: {}\n", 1, ["'name' is required"]),
     ("unknown kind", GOOD_HEAD + "  ns0:\n    interfaces:\n      b: {kind: brige}\n", 5,
-     ["unknown kind 'brige'; did you mean 'bridge'?", "bridge, veth"]),
+     ["unknown kind 'brige'; did you mean 'bridge'?", "bridge, dummy, veth"]),
     ("ifname too long", GOOD_HEAD + "  ns0:\n    interfaces:\n      abcdefghijklmnop: {kind: bridge}\n", 5,
      ["at most 15 bytes"]),
     ("ifname 15 multibyte", GOOD_HEAD + "  ns0:\n    interfaces:\n      ééééééééé: {kind: bridge}\n", 5,

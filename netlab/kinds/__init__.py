@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from .base import Kind, LinkSpec
 from .bridge import Bridge
+from .dummy import Dummy
 from .loopback import Loopback
 from .veth import Veth
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (Loopback(), Bridge(), Veth())}
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (Loopback(), Bridge(), Dummy(), Veth())}
 DECLARABLE: tuple[str, ...] = tuple(name for name, kind in KINDS.items() if kind.spec is not None)
 
 
