@@ -193,6 +193,8 @@ def _converge(command: str, topology: str, want: State, scope: Scope, lock_timeo
                 raise
             applier.roll_back(plan, kernel, before, observe, "interrupted while checking the result")
         if not left.empty:
-            raise NotConverged("every step succeeded, but the kernel still differs from the topology:\n"
-                               + left.render())
+            raise NotConverged(
+                f"every step succeeded, but the kernel still differs from the topology. The {len(plan.steps)} "
+                f"steps are in place (nothing was rolled back); what still differs:\n{left.render()}\n"
+                "fix: 'netlab apply' again to converge, or 'netlab destroy' to remove the topology")
         return plan

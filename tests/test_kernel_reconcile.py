@@ -276,3 +276,41 @@ def test_a_second_run_waits_for_the_lock_and_names_the_holder(lab):
         holder.kill()
         holder.wait()
     lab.netlab("apply", path, "--lock-timeout", "5", check=0)  # the kernel released the dead holder's lock
+
+
+@pytest.mark.parametrize("mtu", [9000, 1450])
+def test_a_bridges_mtu_holds_from_the_first_apply(lab, mtu):
+    """The kernel re-derives a bridge's MTU from its ports as they join unless it was set by RTM_SETLINK:
+    given in the create, 9000 (above the ports' 1500) or 1450 ended the first apply NOT_CONVERGED."""
+    p = lab.p
+    path = lab.write(SEED.replace("br0:  {kind: bridge,", f"br0:  {{kind: bridge, mtu: {mtu},"))
+    lab.netlab("apply", path, check=0)
+    n0 = lab.links(f"{p}n0")
+    assert n0["br0"]["mtu"] == mtu and n0["vth0"]["mtu"] == n0["vth2"]["mtu"] == 1500
+    lab.netlab("diff", path, check=0)
+    assert lab.ping(f"{p}n1", "10.0.0.3")
+
+
+def test_destroy_refuses_to_take_a_users_links_with_a_namespace_unless_forced(lab):
+    """The kernel destroys every virtual link of a deleted namespace, and a veth whose other end is in
+    it: a user's bridge inside a netlab namespace, and a user's root-namespace veth whose other end the
+    user moved into one, stop destroy (CONFLICT, naming them, nothing changed); --force takes them."""
+    p = lab.p
+    path = lab.write(SEED)
+    lab.netlab("apply", path, check=0)
+    subprocess.run(["ip", "-n", f"{p}n1", "link", "add", "ubr", "type", "bridge"], check=True)
+    lab.ip("link", "add", f"{p}uv0", "type", "veth", "peer", "name", "uv1", "netns", f"{p}n2")
+    before = lab.snapshot()
+    err = lab.netlab("destroy", path, check=1).stderr
+    assert "CONFLICT" in err and f"namespace {p}n1 holds ubr (bridge)" in err, err
+    assert f"namespace {p}n2 holds uv1 (veth to host/{p}uv0)" in err and "--force" in err, err
+    assert lab.snapshot() == before
+    err = lab.netlab("apply", lab.write(SEED.replace('  "@n2":\n    interfaces:\n      vth3: {addresses: '
+                                                     '[10.0.0.3/24]}\n', "").replace(
+        '      vth2: {kind: veth, peer: "@n2/vth3", master: br0}\n', ""), "shrunk.yaml"), check=1).stderr
+    assert f"namespace {p}n2 holds uv1" in err and lab.snapshot() == before  # an apply that deletes it too
+    out = lab.netlab("destroy", path, "--force", check=0).stdout
+    assert f"-   namespace {p}n1: not the topology's: ubr (bridge)  # destroy" in out, out
+    assert f"not the topology's: uv1 (veth to host/{p}uv0)" in out and f"and with it host/{p}uv0" in out, out
+    assert not [ns for ns in netns_names() if ns.startswith(p)]
+    assert f"{p}uv0" not in lab.links()  # gone with its other end, and waited for

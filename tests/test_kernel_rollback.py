@@ -13,6 +13,7 @@ from netlab import api, cli
 from netlab.errors import KernelError, RollbackIncomplete, RolledBack
 from netlab.kernel import Kernel
 from netlab.model import load
+from netlab.netlink import transport
 from netlab.planner import plan as make_plan
 from netlab.state import HOST, Namespace, State
 
@@ -150,3 +151,25 @@ def test_rollback_incomplete_lists_what_is_left(lab, canaries):
     left = [l for l in lab.links() if l.startswith(lab.p) and not l.startswith(f"{lab.p}u")]
     assert left and all(any(name in item for item in info.value.leftovers) for name in left)
     api.destroy(topo)
+
+
+def test_acks_the_kernel_drops_roll_back_and_a_small_buffer_is_enough(lab, canaries, monkeypatch):
+    """The kernel runs every request of a sendmsg inside the syscall, so a receive buffer too small for the
+    acks drops acks, not requests: the steps whose acks were lost may or may not have run. With batches
+    sized to the buffer (a 4 KiB one here, which the kernel doubles: nine acks), the apply goes through;
+    when acks are dropped anyway (the sizing defeated), it is an error that rolls back through the usual
+    path, judged by the kernel, never a traceback."""
+    many = "\n".join(f"      x{i}: {{kind: veth, peer: \"@n0/y{i}\", addresses: [10.3.{i}.1/24]}}\n      y{i}: {{}}"
+                     for i in range(30))
+    topo = load(lab.write(SEED.replace("interfaces:", "interfaces:\n" + many, 1), "many.yaml"))
+    empty = lab.snapshot()
+    monkeypatch.setattr(transport, "RCVBUF", 4096)
+    api.apply(topo)  # 30 veths with their addresses in one namespace, nine acks at a time
+    assert api.diff(topo).empty and lab.ping(f"{lab.p}n1", "10.0.0.3")
+    api.destroy(topo)
+    assert lab.snapshot() == empty
+    monkeypatch.setattr(transport, "ACK_COST", 1)  # every batch as large as it comes: acks are dropped
+    with pytest.raises(RolledBack) as info:
+        api.apply(topo)
+    assert "No buffer space available (ENOBUFS" in str(info.value) and "dropped" in str(info.value)
+    assert lab.snapshot() == empty and canaries.changes() == []
