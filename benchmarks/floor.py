@@ -19,10 +19,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from netlab.netlink import rtnl as nl, transport  # noqa: E402
-from netlab.kernel.namespaces import CLONE_NEWNET, MNT_DETACH, MS_BIND, NETNS_DIR, _prepare_netns_dir  # noqa: E402
+from netlab.kernel.namespaces import CLONE_NEWNET, MNT_DETACH, MS_BIND, NETNS_DIR, _prepare_netns_dir
+from netlab.netlink import rtnl as nl, transport
 
-import shapes  # noqa: E402
+import shapes
 
 libc = ctypes.CDLL(None, use_errno=True)
 

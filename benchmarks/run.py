@@ -13,9 +13,10 @@ each repeat:
 - ip-read: reading the state with `ip -j` (one `ip -n NS -d -j addr show` per namespace: links, their
   details and addresses), what a script that diffs has to do.
 A destroy is timed until the kernel has finished: until no namespace of the run is left in /run/netns
-and no link of it in the root namespace. Each timed operation starts on a quiet machine (settle()). Every create is checked before the next run is timed (names,
-masters, up, addresses in sample namespaces, and a ping across the topology); every destroy is checked
-to have left nothing. It prints medians and the ratios that issue 3 sets as targets, and writes JSON.
+and no link of it in the root namespace. Each timed operation starts on a quiet machine (settle()).
+Every create is checked before the next run is timed (names, masters, up, addresses in sample
+namespaces, and a ping across the topology); every destroy is checked to have left nothing. It prints
+medians and the ratios that issue 3 sets as targets, and writes JSON.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def timed(argv: list[str], expect: int = 0, **kw) -> tuple[float, int]:
 
 def leftovers(t: shapes.Topology, prefix: str) -> list[str]:
     netns = [n for n in os.listdir("/run/netns") if n.startswith(prefix)] if os.path.isdir("/run/netns") else []
-    return netns + [l for l in os.listdir("/sys/class/net") if l.startswith(prefix)]
+    return netns + [name for name in os.listdir("/sys/class/net") if name.startswith(prefix)]
 
 
 def wait_gone(t: shapes.Topology, prefix: str, start: float, timeout: float = 120) -> float:
@@ -107,7 +108,8 @@ def verify(t: shapes.Topology, prefix: str) -> None:
     host = [(ns, name) for ns, name, _, _ in t.veths if ns == shapes.HOST] + \
            [(ns, name) for ns, name in t.bridges if ns == shapes.HOST]
     for _, name in host:
-        flags = int(open(f"/sys/class/net/{name}/flags").read(), 16)
+        with open(f"/sys/class/net/{name}/flags") as f:
+            flags = int(f.read(), 16)
         assert flags & 1, f"{name} is down"
     for ns, port, bridge in t.masters:
         if ns == shapes.HOST:
@@ -115,7 +117,7 @@ def verify(t: shapes.Topology, prefix: str) -> None:
     sample = {t.namespaces[0], t.namespaces[-1], random.choice(t.namespaces)}
     for ns in sample:
         out = json.loads(subprocess.run(["ip", "-n", ns, "-j", "addr"], capture_output=True, check=True).stdout)
-        links = {l["ifname"]: l for l in out}
+        links = {lk["ifname"]: lk for lk in out}
         for where, link, address in t.addresses:
             if where == ns:
                 have = {f"{a['local']}/{a['prefixlen']}" for a in links[link]["addr_info"]}
@@ -125,7 +127,7 @@ def verify(t: shapes.Topology, prefix: str) -> None:
                 assert "UP" in links[name]["flags"], f"{ns}/{name} is down"
     first, last = t.addresses[0], t.addresses[-1]
     ping = subprocess.run(["ip", "netns", "exec", first[0], "ping", "-c1", "-W5", last[2].split("/")[0]],
-                          capture_output=True)
+                          capture_output=True, check=False)
     assert ping.returncode == 0, f"no ping from {first[0]} to {last[2]}"
 
 
@@ -227,9 +229,9 @@ def measure(shape: str, n: int, repeat: int, contenders: tuple[str, ...] = CONTE
 def _clean(t: shapes.Topology, prefix: str) -> None:
     """Remove whatever a failed run left behind; nothing outside the run's prefix."""
     for ns in [n for n in os.listdir("/run/netns") if n.startswith(prefix)] if os.path.isdir("/run/netns") else []:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-    for link in [l for l in os.listdir("/sys/class/net") if l.startswith(prefix)]:
-        subprocess.run(["ip", "link", "del", link], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+    for link in [name for name in os.listdir("/sys/class/net") if name.startswith(prefix)]:
+        subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
 
 
 def ratios(results: list[dict]) -> list[dict]:

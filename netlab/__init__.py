@@ -12,7 +12,7 @@ pure data) -> applier.run (steps with undo, through the kernel adapter). The CLI
 shell over these functions.
 """
 
-__all__ = ["apply", "destroy", "diff", "load", "show", "validate", "NetlabError"]
+__all__ = ["NetlabError", "apply", "destroy", "diff", "load", "show", "validate"]
 __version__ = "0.1.0"
 
 

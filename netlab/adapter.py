@@ -5,7 +5,8 @@ wraps it (to inject a fault at step k), and later a pytest plugin or a remote ho
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from .errors import KernelError
 from .plan import Step

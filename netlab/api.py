@@ -7,10 +7,11 @@ only by the functions that need the kernel, so `validate` starts fast and needs 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from .errors import ConflictError, NotConverged, PrivilegeError
 from .model import Topology, desired, load
@@ -53,7 +54,7 @@ class Scope:
     host_links: frozenset[str]
 
     @classmethod
-    def of(cls, topo: Topology) -> "Scope":
+    def of(cls, topo: Topology) -> Scope:
         host = topo.namespaces.get(HOST)
         return cls(topo.name, frozenset(topo.namespaces) - {HOST},
                    frozenset(host.interfaces) if host else frozenset())

@@ -9,7 +9,7 @@ the kernel, not by the undo log: the kernel is read again and compared with the 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .adapter import Adapter
 from .errors import KernelError, RollbackIncomplete, RolledBack, Stopped

@@ -10,7 +10,7 @@ import json
 import os
 import signal
 import sys
-from enum import Enum
+from enum import StrEnum
 from typing import NoReturn
 
 import typer
@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     text = "text"
     json = "json"
 
@@ -116,7 +116,7 @@ def destroy(file: str = FileArg, output: Output = OutputOpt, lock_timeout: float
 def _change(command: str, file: str, output: Output, lock_timeout: float, force: bool) -> None:
     topo, plan = _call(command, file, output, lock_timeout=lock_timeout, force=force)
     if plan.empty:
-        text = ("No changes. The kernel matches topology '%s'." % topo.name if command == "apply"
+        text = (f"No changes. The kernel matches topology '{topo.name}'." if command == "apply"
                 else f"Nothing to destroy: no namespace or link carries the mark of topology '{topo.name}'.")
     else:
         s = plan.summary()

@@ -83,7 +83,7 @@ class KernelError(NetlabError, OSError):
         self.errno = errno
 
     @classmethod
-    def of(cls, code: int, what: str = "", detail: str | None = None) -> "KernelError":
+    def of(cls, code: int, what: str = "", detail: str | None = None) -> KernelError:
         """The error for errno `code`, what was being done first, the errno as people and scripts look
         for it, then the kernel's own explanation when it gave one (netlink's extended ack): 'look up
         n1/eth0: No such device (ENODEV, errno 19)'; '...: Numerical result out of range (ERANGE, errno

@@ -12,11 +12,10 @@ import functools
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, Union
 
 import yaml
-from pydantic import AfterValidator, Discriminator, Field, Tag
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError as PydanticValidationError
 
 from .errors import Problem, ValidationError
 from .kinds import DECLARABLE, KINDS
@@ -53,11 +52,17 @@ def _kind_of(value: Any) -> Any:
     return getattr(value, "kind", None) or "veth"
 
 
-# One schema per kind, chosen by `kind:` (the registry lists them): each kind has its own options.
-InterfaceSpec = Annotated[
-    Union[tuple(Annotated[KINDS[name].spec, Tag(name)] for name in DECLARABLE)],  # type: ignore[misc]
-    Discriminator(_kind_of),
-]
+if TYPE_CHECKING:
+    # To the type checker an interface is a LinkSpec, the options every kind has: which kinds exist is the
+    # registry's business, at run time, so a kind's own options (a veth's peer) are read with getattr.
+    InterfaceSpec: TypeAlias = LinkSpec
+else:
+    # One schema per kind, chosen by `kind:` (the registry lists them): each kind has its own options.
+    # A Union of a tuple built at run time has no `X | Y` spelling, hence the noqa.
+    InterfaceSpec = Annotated[
+        Union[tuple(Annotated[KINDS[name].spec, Tag(name)] for name in DECLARABLE)],  # noqa: UP007
+        Discriminator(_kind_of),
+    ]
 
 
 class NamespaceSpec(Strict):
@@ -292,12 +297,12 @@ def _check_mac(mac: str, at, problems) -> None:
         problems.append(Problem(at, "00:00:00:00:00:00 is not a usable MAC address"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def normalize_address(text: str) -> str:
     return str(_interface(text))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _interface(text: str):
     """ipaddress.ip_interface, parsed once per run: the checks and desired() both need it, per address."""
     return ipaddress.ip_interface(text)

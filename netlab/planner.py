@@ -17,8 +17,8 @@ No netlink, no root, no I/O: every case is unit-testable with golden files. The 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from .errors import ConflictError
 from .kinds import KINDS, create_order, kind
@@ -242,8 +242,8 @@ def _creation_order(ns: str, name: str) -> tuple:
 def _desired_links(state: State, loopback_first: bool = False):
     """(namespace, link) in a stable order: host first, then namespaces by name; links by name."""
     for ns in sorted(state.namespaces.values(), key=lambda n: (n.name != HOST, n.name)):
-        for link in sorted(ns.links.values(), key=lambda l: (not (loopback_first and l.kind == "loopback"),
-                                                             l.name)):
+        for link in sorted(ns.links.values(), key=lambda lk: (not (loopback_first and lk.kind == "loopback"),
+                                                              lk.name)):
             yield ns.name, link
 
 
@@ -345,8 +345,8 @@ def _delete_link_steps(w: _Work) -> list[tuple[Step, Subject]]:
         if link.peer:
             done.add(link.peer)
         # A deleted bridge frees its ports: its undo takes back those that stay.
-        ports = sorted(l.name for l in w.live.namespaces[key[0]].links.values()
-                       if l.master == link.name and (key[0], l.name) not in w.removed)
+        ports = sorted(lk.name for lk in w.live.namespaces[key[0]].links.values()
+                       if lk.master == link.name and (key[0], lk.name) not in w.removed)
         # A pair is one change, named by the end it is made from (as a created pair is).
         subject: Subject = min(key, link.peer, key=lambda k: _creation_order(*k)) if link.peer and peer else key
         steps.append((Step("delete_link", key[0], link.name, before=NewLink(link, peer),
@@ -399,7 +399,7 @@ def _rebuild_namespace(live: State, name: str, rank: dict[str, int], doomed: dic
     ns = live.namespaces[name]
     steps: list[Step] = [Step("create_netns", name)]
     seen: set[Key] = set()
-    links = sorted(ns.links.values(), key=lambda l: (create_order(l.kind) if l.kind in KINDS else -1, l.name))
+    links = sorted(ns.links.values(), key=lambda lk: (create_order(lk.kind) if lk.kind in KINDS else -1, lk.name))
     for link in links:
         if link.owner != topology or link.kind == "loopback" or (name, link.name) in seen \
                 or (name, link.name) in doomed:

@@ -8,8 +8,8 @@ converged system compares equal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 HOST = "host"
 """The name that stands for the root network namespace (the one netlab runs in)."""

@@ -37,10 +37,10 @@ SETUP = [
 
 
 def _fingerprint(links: list[dict]) -> dict[str, tuple]:
-    return {l["ifname"]: (l["ifindex"], l.get("address"), l["mtu"], tuple(sorted(l["flags"])), l.get("master"),
-                          l.get("linkinfo", {}).get("info_kind"),
-                          tuple(sorted((a["local"], a["prefixlen"]) for a in l.get("addr_info", []))))
-            for l in links}
+    return {lk["ifname"]: (lk["ifindex"], lk.get("address"), lk["mtu"], tuple(sorted(lk["flags"])), lk.get("master"),
+                           lk.get("linkinfo", {}).get("info_kind"),
+                           tuple(sorted((a["local"], a["prefixlen"]) for a in lk.get("addr_info", []))))
+            for lk in links}
 
 
 class Canaries:
@@ -57,7 +57,7 @@ class Canaries:
         self.before = self.state()
 
     def state(self) -> dict:
-        host = [l for l in ip_json("-d", "addr", "show") if l["ifname"].startswith(f"{self.p}u")]
+        host = [lk for lk in ip_json("-d", "addr", "show") if lk["ifname"].startswith(f"{self.p}u")]
         inside = ip_json("-n", f"{self.p}user", "-d", "addr", "show") if f"{self.p}user" in netns_names() else []
         return {"<host>": _fingerprint(host), f"{self.p}user": _fingerprint(inside)}
 

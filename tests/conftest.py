@@ -66,7 +66,7 @@ class Lab:
 
     def netlab(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess:
         proc = subprocess.run([sys.executable, "-m", "netlab", *args], capture_output=True, text=True,
-                              cwd=ROOT, timeout=120)
+                              cwd=ROOT, timeout=120, check=False)
         if check is not None:
             assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         return proc
@@ -104,7 +104,7 @@ class Lab:
         else:
             ids = {i["nsid"]: i.get("name") for i in ip_json("-n", ns, "netns", "list-id")}
             other = ids[link["link_netnsid"]]
-        by_index = {l["ifindex"]: l for l in ip_json("-n", other, "link", "show")}
+        by_index = {lk["ifindex"]: lk for lk in ip_json("-n", other, "link", "show")}
         peer = by_index[link["link_index"]]
         assert peer["link_index"] == link["ifindex"]
         return other, peer["ifname"]
@@ -113,7 +113,7 @@ class Lab:
         """Everything under this test's prefix, as iproute2 sees it: namespaces with their links, and links
         in the root namespace."""
         snap = {ns: self.links(ns) for ns in netns_names() if ns.startswith(self.p)}
-        snap["<host>"] = {n: l for n, l in self.links().items() if n.startswith(self.p)}
+        snap["<host>"] = {n: lk for n, lk in self.links().items() if n.startswith(self.p)}
         return snap
 
     def cleanup(self) -> list[str]:
@@ -125,7 +125,7 @@ class Lab:
         for topo in self.topologies:
             try:
                 api.destroy(topo)
-            except Exception as exc:  # keep cleaning; the test reports it
+            except Exception as exc:  # noqa: BLE001 (keep cleaning; the test reports it)
                 left.append(f"destroy {topo} failed: {exc}")
         for ns in netns_names():
             if ns.startswith(self.p):

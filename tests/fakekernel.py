@@ -86,7 +86,7 @@ class FakeKernel:
         links = self._links(step.namespace)
         if step.name in links:
             raise KernelError("exists", errno.EEXIST)
-        base = dict(kind=link.kind, addresses=frozenset(), up=False, owner=topology)
+        base = {"kind": link.kind, "addresses": frozenset(), "up": False, "owner": topology}
         if link.peer is not None:
             pns, pname = link.peer
             if pname in self._links(pns):

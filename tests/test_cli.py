@@ -15,7 +15,7 @@ SEED = (ROOT / "topologies" / "seed.yaml").read_text()
 
 def netlab(*args, prefix=(), cwd=ROOT):
     return subprocess.run([*prefix, sys.executable, "-m", "netlab", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=60)
+                          cwd=cwd, timeout=60, check=False)
 
 
 @pytest.fixture

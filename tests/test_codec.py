@@ -14,8 +14,7 @@ from pyroute2.netlink.rtnl.nsidmsg import nsidmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
-from netlab.netlink import rtnl as nl
-from netlab.netlink import transport
+from netlab.netlink import rtnl as nl, transport
 from netlab.netlink.codec import (
     BE16,
     BE32,
@@ -195,7 +194,7 @@ def written(m) -> bytes:
 
 
 def link_attrs(m) -> dict:
-    return {name: value for name, value in m["attrs"]}
+    return dict(m["attrs"])
 
 
 def test_new_link_bridge():
@@ -367,7 +366,8 @@ def test_route_with_two_nexthops():
         [(0, 1, 3, "10.0.0.2"), (4, 2, 4, "10.0.1.2")]
 
     theirs = rtmsg()
-    theirs["family"], theirs["dst_len"], theirs["table"], theirs["proto"], theirs["type"] = socket.AF_INET, 24, 254, 4, 1
+    theirs["family"], theirs["dst_len"], theirs["table"] = socket.AF_INET, 24, 254
+    theirs["proto"], theirs["type"] = 4, 1
     theirs["scope"] = 0
     theirs["attrs"] = [("RTA_DST", "10.1.0.0"), ("RTA_TABLE", 254), ("RTA_PRIORITY", 10),
                        ("RTA_METRICS", {"attrs": [("RTAX_MTU", 1400)]}),

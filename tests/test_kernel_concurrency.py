@@ -109,5 +109,5 @@ def test_diff_reads_with_run_read_only(lab):
     script = ("mount --rbind /run /run && mount -o remount,bind,ro /run && mount -o remount,bind,ro /run/netns && "
               f"exec {sys.executable} -m netlab diff {path}")
     proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+                          capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
     assert proc.returncode == 2 and f"link {lab.p}n1/vth1: down -> up" in proc.stdout, proc.stderr

@@ -14,9 +14,10 @@ import sys
 
 import pytest
 
-from conftest import ROOT, count
 from netlab import api
 from netlab.model import load
+
+from conftest import ROOT, count
 from interrupts import ours, spread, star, start
 
 pytestmark = pytest.mark.kernel
@@ -125,7 +126,7 @@ main()
 
 def at_boundary(lab, kill_at: int, command: str, path: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", AT_BOUNDARY, str(kill_at), str(lab.tmp / "boundaries"),
-                           command, path], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           command, path], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.mark.parametrize("command", ["apply", "destroy"])

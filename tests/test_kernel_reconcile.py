@@ -211,8 +211,8 @@ def _everything() -> tuple:
     """Every namespace's name and every link of the root namespace and of each namespace, with index,
     MAC, flags, master and addresses, and what /run/netns and /run/netlab hold."""
     def links(*pre):
-        return sorted((l["ifindex"], l["ifname"], l.get("address"), tuple(l["flags"]), l.get("master"), l["mtu"],
-                       tuple(sorted(a["local"] for a in l.get("addr_info", [])))) for l in ip_json(*pre, "addr"))
+        return sorted((lk["ifindex"], lk["ifname"], lk.get("address"), tuple(lk["flags"]), lk.get("master"), lk["mtu"],
+                       tuple(sorted(a["local"] for a in lk.get("addr_info", [])))) for lk in ip_json(*pre, "addr"))
     listing = {d: sorted(os.listdir(d)) if os.path.isdir(d) else None for d in ("/run/netns", "/run/netlab")}
     return listing, links(), {ns: links("-n", ns) for ns in netns_names()}
 
@@ -261,10 +261,11 @@ def test_a_second_run_waits_for_the_lock_and_names_the_holder(lab):
 
     os.makedirs(os.path.dirname(LOCK_PATH), exist_ok=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, os, sys, time\n"
-         f"fd = os.open({LOCK_PATH!r}, os.O_RDWR | os.O_CREAT)\n"
-         "fcntl.flock(fd, fcntl.LOCK_EX); os.ftruncate(fd, 0); os.pwrite(fd, f'{os.getpid()}\\n'.encode(), 0)\n"
-         "print('locked', flush=True); time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", ("import fcntl, os, sys, time\n"
+                                f"fd = os.open({LOCK_PATH!r}, os.O_RDWR | os.O_CREAT)\n"
+                                "fcntl.flock(fd, fcntl.LOCK_EX); os.ftruncate(fd, 0); "
+                                "os.pwrite(fd, f'{os.getpid()}\\n'.encode(), 0)\n"
+                                "print('locked', flush=True); time.sleep(30)")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         path = lab.write(SEED)

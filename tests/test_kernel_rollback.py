@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from netlab import api, cli
-from netlab.errors import KernelError, RollbackIncomplete, RolledBack
+from netlab.errors import RollbackIncomplete, RolledBack
 from netlab.kernel import Kernel
 from netlab.model import load
 from netlab.netlink import transport
@@ -63,9 +63,9 @@ def run_every_k(lab, canaries, figures, run: str, topo, minimum: int = 30) -> in
         assert info.value.cause.errno == code
         after = lab.snapshot()
         assert after == before, f"k={k}: the kernel is not as it was: " + repr(
-            [(ns, l, before.get(ns, {}).get(l), after.get(ns, {}).get(l)) for ns in set(before) | set(after)
-             for l in set(before.get(ns, {})) | set(after.get(ns, {}))
-             if before.get(ns, {}).get(l) != after.get(ns, {}).get(l)])
+            [(ns, lk, before.get(ns, {}).get(lk), after.get(ns, {}).get(lk)) for ns in set(before) | set(after)
+             for lk in set(before.get(ns, {})) | set(after.get(ns, {}))
+             if before.get(ns, {}).get(lk) != after.get(ns, {}).get(lk)])
         assert canaries.changes() == [], f"k={k}"
     count(figures, f"rollback: faults injected, every step of a {n}-step plan ({run})", n)
     count(figures, "rollback: namespace deletions whose teardown wait timed out", timeouts)
@@ -148,7 +148,7 @@ def test_rollback_incomplete_lists_what_is_left(lab, canaries):
     assert f"could not undo 'link {steps[k - 1].describe().split(' ', 1)[1]}" in message
     assert f"Device or resource busy (EBUSY, errno {errno.EBUSY})" in message
     assert "fix: run 'netlab apply' again" in message
-    left = [l for l in lab.links() if l.startswith(lab.p) and not l.startswith(f"{lab.p}u")]
+    left = [name for name in lab.links() if name.startswith(lab.p) and not name.startswith(f"{lab.p}u")]
     assert left and all(any(name in item for item in info.value.leftovers) for name in left)
     api.destroy(topo)
 

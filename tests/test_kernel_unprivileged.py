@@ -22,9 +22,10 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, _require_root
 
 from netlab.netlink.transport import RCVBUF
+
+from conftest import ROOT, _require_root
 
 pytestmark = pytest.mark.kernel
 

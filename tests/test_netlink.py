@@ -8,14 +8,15 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-from test_kernel_reconcile import SEED
 
 from netlab import api
 from netlab.model import load
 from netlab.netlink import rtnl as nl
+
+from conftest import ROOT
+from test_kernel_reconcile import SEED
 
 # Run inside the namespace (`ip netns exec`), so that the test needs nothing of the adapter: the link and
 # address dumps, one message a line, in hex.

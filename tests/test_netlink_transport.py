@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from conftest import _require_root, count
 
 from netlab.netlink import transport
 from netlab.netlink.transport import LOST, OK, Ack, NetlinkError, Request, Socket
+
+from conftest import _require_root, count
 
 CLONE_NEWNET = 0x40000000
 NETLINK_GET_STRICT_CHK = 12

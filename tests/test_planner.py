@@ -1,8 +1,9 @@
 """The planner as a pure function, against golden cases: tests/golden/<case>/ holds topology.yaml (or
-`destroy`, holding a topology name; `force` if the plan is made with --force), live.yaml (a State as State.to_dict writes it), expected.txt (the
-rendered plan, or the error) and expected.json (the plan as JSON: every step with its undo, so that a
-change to an undo fails a test as surely as a change to the text). No root, no kernel. To accept a deliberate change of output:
-NETLAB_REGEN=1 pytest tests/test_planner.py, then read the diff of tests/golden/ before committing."""
+`destroy`, holding a topology name; `force` if the plan is made with --force), live.yaml (a State as
+State.to_dict writes it), expected.txt (the rendered plan, or the error) and expected.json (the plan as
+JSON: every step with its undo, so that a change to an undo fails a test as surely as a change to the
+text). No root, no kernel. To accept a deliberate change of output: NETLAB_REGEN=1 pytest
+tests/test_planner.py, then read the diff of tests/golden/ before committing."""
 
 import json
 import os

@@ -10,7 +10,7 @@ rest of netlab, and a test that wraps it, sees.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import KernelError
 from ..plan import Step

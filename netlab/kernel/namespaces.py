@@ -13,8 +13,8 @@ import errno
 import os
 import resource
 import signal
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from ..errors import KernelError
 from ..netlink import rtnl, transport

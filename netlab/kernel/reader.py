@@ -39,10 +39,10 @@ class Reader:
                 link = _link(info, dumped, peers.get((ns, info["index"])))
                 links[link.name] = link
             if ns == HOST:
-                ours = {n: l for n, l in links.items() if l.owner == topology or n in host_links}
-                links = {n: l for n, l in links.items() if n in ours or (
-                         l.master in ours and ours[l.master].kind == "bridge") or (
-                         l.peer is not None and l.peer[0] != HOST)}
+                ours = {n: lk for n, lk in links.items() if lk.owner == topology or n in host_links}
+                links = {n: lk for n, lk in links.items() if n in ours or (
+                         lk.master in ours and ours[lk.master].kind == "bridge") or (
+                         lk.peer is not None and lk.peer[0] != HOST)}
             owner = None if ns == HOST else links.get(LOOPBACK, Link(LOOPBACK, "loopback")).owner
             result[ns] = Namespace(ns, owner, links)
         return State(result)

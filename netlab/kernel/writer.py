@@ -14,8 +14,8 @@ import ipaddress
 import os
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..errors import KernelError
 from ..kinds import kind

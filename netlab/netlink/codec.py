@@ -248,7 +248,7 @@ class Struct:
 
     def decode(self, data: bytes, offset: int = 0) -> dict[str, Any]:
         """The fields of the struct at `offset` (a longer payload, from a newer kernel, is fine)."""
-        return {f: v for f, v in zip(self.fields, self._struct.unpack_from(data, offset)) if f is not None}
+        return {f: v for f, v in zip(self.fields, self._struct.unpack_from(data, offset), strict=True) if f is not None}
 
 
 class StructThen:
