@@ -12,11 +12,18 @@ pure data) -> applier.run (steps with undo, through the kernel adapter). The CLI
 shell over these functions.
 """
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what __getattr__ below returns, as the type checker should see it
+    from .api import apply, destroy, diff, show, validate
+    from .errors import NetlabError
+    from .model import load
+
 __all__ = ["NetlabError", "apply", "destroy", "diff", "load", "show", "validate"]
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # Imported on first use, so that `import netlab.netlink` (or the CLI's --help) does not pay for the
     # schema library: start-up time is most of a small run.
     if name in ("apply", "destroy", "diff", "show", "validate"):

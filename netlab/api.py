@@ -185,7 +185,10 @@ def _converge(command: str, topology: str, want: State, scope: Scope, lock_timeo
         before, plan = _read_and_plan(kernel, scope, want, topology, concurrent=False, **flags)
         if plan.empty:
             return plan
-        observe = lambda: _observe(kernel, scope)  # noqa: E731
+
+        def observe() -> State:
+            return _observe(kernel, scope)
+
         applier.run(plan, kernel, before, observe, command)
         try:
             left = make_plan(want, observe(), topology, **flags)

@@ -9,15 +9,16 @@ the kernel, not by the undo log: the kernel is read again and compared with the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
-from .adapter import Adapter
+from .adapter import Executor
 from .errors import KernelError, RollbackIncomplete, RolledBack, Stopped
-from .plan import Plan
+from .plan import Plan, Step
 from .state import State, differences
 
 
-def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State], command: str = "apply") -> None:
+def run(plan: Plan, adapter: Executor, before: State, observe: Callable[[], State], command: str = "apply") -> None:
     """Run `plan` for `command` (apply or destroy). `before` is the live state the plan was made from;
     `observe` re-reads the same scope. On a failed step, raises RolledBack (the kernel is as before) or
     RollbackIncomplete (it is not; what is left is listed). On an interrupt, an apply rolls back the same
@@ -49,16 +50,17 @@ def run(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State
         _roll_back(plan, adapter, done, before, observe, why, error, command)  # always raises
 
 
-def roll_back(plan: Plan, adapter: Adapter, before: State, observe: Callable[[], State], why: str,
-              command: str = "apply") -> None:
+def roll_back(plan: Plan, adapter: Executor, before: State, observe: Callable[[], State], why: str,
+              command: str = "apply") -> NoReturn:
     """Undo a plan whose steps all ran. Raises RolledBack or RollbackIncomplete, like run()."""
     _roll_back(plan, adapter, list(plan.steps), before, observe, why, KernelError(why), command)
 
 
-def _roll_back(plan, adapter, done, before, observe, why, cause, command):
+def _roll_back(plan: Plan, adapter: Executor, done: Sequence[Step], before: State, observe: Callable[[], State],
+               why: str, cause: KernelError, command: str) -> NoReturn:
     """Run the undos of `done` in reverse, past any that fail, then compare the kernel with `before`."""
     undos = [(step, undo) for step in reversed(done) for undo in step.undo]
-    failed_undos = []
+    failed_undos: list[str] = []
     start = 0
     while start < len(undos):
         results: list[tuple[int, KernelError | None]] = []

@@ -11,9 +11,14 @@ import os
 import signal
 import sys
 from enum import StrEnum
-from typing import NoReturn
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from .errors import NetlabError
+    from .model import Topology
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 
@@ -37,14 +42,14 @@ ForceOpt = typer.Option(False, "--force", help="Delete a namespace even with lin
                         "did not make (the kernel destroys them with it); the plan lists them.")
 
 
-def _emit(output: Output, text: str, data: dict) -> None:
+def _emit(output: Output, text: str, data: dict[str, Any]) -> None:
     if output is Output.json:
         print(json.dumps({"format_version": 1, **data}, indent=2))
     else:
         print(text)
 
 
-def _fail(output: Output, exc) -> NoReturn:
+def _fail(output: Output, exc: NetlabError) -> NoReturn:
     if output is Output.json:
         print(json.dumps({"format_version": 1, "error": exc.to_dict()}, indent=2))
     else:
@@ -52,7 +57,7 @@ def _fail(output: Output, exc) -> NoReturn:
     raise typer.Exit(EXIT_ERROR)
 
 
-def _load(path: str, output: Output):
+def _load(path: str, output: Output) -> Topology:
     from .errors import NetlabError
     from .model import load
 
@@ -62,8 +67,9 @@ def _load(path: str, output: Output):
         _fail(output, exc)
 
 
-def _call(command: str, file: str, output: Output, **options):
-    """Load the file and run api.<command> on it; any netlab error becomes a message and exit 1."""
+def _call(command: str, file: str, output: Output, **options: Any) -> tuple[Topology, Any]:
+    """Load the file and run api.<command> on it; any netlab error becomes a message and exit 1. Returns
+    the topology and what api.<command> returned (a Plan, or for `show` a State)."""
     from . import api
     from .errors import NetlabError
 
@@ -74,7 +80,7 @@ def _call(command: str, file: str, output: Output, **options):
         _fail(output, exc)
 
 
-def _on_sigterm(signum, frame):
+def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
     # Handled exactly as Ctrl-C. Nothing is imported here: the signal may land in the middle of an
     # import, and importing then fails on the partly initialized module (the signal suite saw it).
     raise KeyboardInterrupt("SIGTERM")

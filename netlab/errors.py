@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 from dataclasses import dataclass
+from typing import Any
 
 
 class NetlabError(Exception):
@@ -25,7 +26,7 @@ class NetlabError(Exception):
     def __str__(self) -> str:
         return self.message
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "message": self.message}
 
 
@@ -55,7 +56,7 @@ class ValidationError(NetlabError, ValueError):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "problems": [str(p) for p in self.problems]}
 
 
@@ -93,7 +94,7 @@ class KernelError(NetlabError, OSError):
             reason += f': the kernel says "{detail}"'
         return cls(f"{what}: {reason}" if what else reason, code)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "errno": self.errno}
 
 
@@ -102,7 +103,7 @@ class RolledBack(NetlabError):
 
     kind = "ROLLED_BACK"
 
-    def __init__(self, message: str, cause: NetlabError):
+    def __init__(self, message: str, cause: KernelError):
         super().__init__(message)
         self.cause = cause
 
@@ -116,7 +117,7 @@ class RollbackIncomplete(NetlabError):
         super().__init__(message)
         self.leftovers = leftovers
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "leftovers": self.leftovers}
 
 

@@ -18,7 +18,7 @@ class Lock:
         self.path = path
         self.fd: int | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> Lock:
         os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         deadline = time.monotonic() + self.timeout
@@ -38,7 +38,7 @@ class Lock:
         self.fd = fd
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
             os.ftruncate(self.fd, 0)
             os.close(self.fd)  # closing releases the flock

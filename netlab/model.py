@@ -11,14 +11,16 @@ import difflib
 import functools
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, Union
 
 import yaml
 from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError as PydanticValidationError
+from yaml.constructor import SafeConstructor
 
 from .errors import Problem, ValidationError
-from .kinds import DECLARABLE, KINDS
+from .kinds import DECLARABLE, KINDS, SPECS, Kind
 from .kinds.base import LinkSpec, Strict
 from .names import interface_name_problem, namespace_name_problem, topology_name_problem
 from .state import HOST, LOOPBACK, Link, Namespace, State
@@ -26,10 +28,10 @@ from .state import HOST, LOOPBACK, Link, Namespace, State
 MAX_FILE_BYTES = 1 << 20
 MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
-Path = tuple[Any, ...]
+Path = tuple[str | int, ...]  # a field's place in the file: keys and list positions
 
 
-def _checked(problem_of):
+def _checked(problem_of: Callable[[str], str | None]) -> AfterValidator:
     def check(value: str) -> str:
         problem = problem_of(value)
         if problem:
@@ -60,7 +62,7 @@ else:
     # One schema per kind, chosen by `kind:` (the registry lists them): each kind has its own options.
     # A Union of a tuple built at run time has no `X | Y` spelling, hence the noqa.
     InterfaceSpec = Annotated[
-        Union[tuple(Annotated[KINDS[name].spec, Tag(name)] for name in DECLARABLE)],  # noqa: UP007
+        Union[tuple(Annotated[SPECS[name], Tag(name)] for name in DECLARABLE)],  # noqa: UP007
         Discriminator(_kind_of),
     ]
 
@@ -82,12 +84,9 @@ _ALIAS = "anchors and aliases are not supported"
 class _Loader(yaml.SafeLoader):
     """SafeLoader that refuses anchors and aliases (alias bombs; a topology never needs them)."""
 
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.MarkedYAMLError(None, None, _ALIAS, event.start_mark)
-        event = self.peek_event()
-        if getattr(event, "anchor", None):
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # unannotated in types-PyYAML
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise yaml.MarkedYAMLError(None, None, _ALIAS, event.start_mark)
         return super().compose_node(parent, index)
 
@@ -98,7 +97,8 @@ class _Document:
     lines: dict[Path, int]
 
 
-def _python(node, path: Path, lines: dict[Path, int], loader, problems: list[Problem], seen: set[int]):
+def _python(node: yaml.Node, path: Path, lines: dict[Path, int], loader: SafeConstructor, problems: list[Problem],
+            seen: set[int]) -> Any:
     lines[path] = node.start_mark.line + 1
     if id(node) in seen:  # the C composer turns an alias into a second reference to the anchored node
         raise yaml.MarkedYAMLError(None, None, _ALIAS, node.start_mark)
@@ -107,8 +107,8 @@ def _python(node, path: Path, lines: dict[Path, int], loader, problems: list[Pro
         if node.tag != "tag:yaml.org,2002:map":
             problems.append(Problem(path, f"tag {node.tag} is not allowed", node.start_mark.line + 1))
             return None
-        result: dict = {}
-        first_line: dict = {}
+        result: dict[str, Any] = {}
+        first_line: dict[str, int] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 problems.append(Problem(path, "a key must be a plain name", key_node.start_mark.line + 1))
@@ -135,7 +135,7 @@ def _python(node, path: Path, lines: dict[Path, int], loader, problems: list[Pro
     return _scalar(node, path, loader, problems)
 
 
-def _scalar(node, path: Path, loader, problems: list[Problem]):
+def _scalar(node: yaml.Node, path: Path, loader: SafeConstructor, problems: list[Problem]) -> Any:
     if node.tag == "tag:yaml.org,2002:str":
         return node.value  # most scalars are names and addresses: no constructor needed
     try:
@@ -239,9 +239,10 @@ def _from_pydantic(err: Any, doc: _Document, file: str) -> Problem:
 
 
 def _unknown_field(field: str, depth: int, kind: str | None) -> str:
-    model = {0: Topology, 2: NamespaceSpec}.get(depth) if kind is None else KINDS[kind].spec
+    by_depth: dict[int, type[Strict]] = {0: Topology, 2: NamespaceSpec}
+    model = by_depth.get(depth) if kind is None else KINDS[kind].spec
     fields = list(model.model_fields) if model else []
-    owners = [name for name in DECLARABLE if field in KINDS[name].spec.model_fields]  # type: ignore[union-attr]
+    owners = [name for name in DECLARABLE if field in SPECS[name].model_fields]
     if kind is not None and owners:
         return f"{field!r} is an option of {' and '.join(owners)}, not of {kind} (valid: {', '.join(fields)})"
     close = difflib.get_close_matches(field, fields, n=1)
@@ -283,11 +284,11 @@ def _check_master(topo: Topology, ns: str, name: str, spec: LinkSpec, at: Path, 
                                 f"bridge in the same namespace; bridges there: {', '.join(masters) or 'none'})"))
 
 
-def _kind(spec: LinkSpec):
+def _kind(spec: LinkSpec) -> Kind:
     return KINDS[spec.kind or "veth"]
 
 
-def _check_mac(mac: str, at, problems) -> None:
+def _check_mac(mac: str, at: Path, problems: list[Problem]) -> None:
     if not MAC.fullmatch(mac.lower()):
         problems.append(Problem(at, f"{mac!r} is not a MAC address like 02:00:00:00:00:01"))
     elif int(mac[:2], 16) & 1:
@@ -303,7 +304,7 @@ def normalize_address(text: str) -> str:
 
 
 @functools.cache
-def _interface(text: str):
+def _interface(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
     """ipaddress.ip_interface, parsed once per run: the checks and desired() both need it, per address."""
     return ipaddress.ip_interface(text)
 
@@ -349,8 +350,9 @@ def desired(topo: Topology) -> State:
     peers: dict[tuple[str, str], tuple[str, str]] = {}
     for ns, nspec in topo.namespaces.items():
         for name, spec in nspec.interfaces.items():
-            if getattr(spec, "peer", None):
-                pns, pname = spec.peer.split("/")
+            named: str | None = getattr(spec, "peer", None)  # a veth's option (see InterfaceSpec)
+            if named:
+                pns, pname = named.split("/")
                 peers[(ns, name)] = (pns, pname)
                 peers[(pns, pname)] = (ns, name)
     namespaces: dict[str, Namespace] = {}

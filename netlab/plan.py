@@ -55,7 +55,7 @@ class NewLink:
                           if getattr(end, attr) is not None]
         return ", ".join(parts)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = {"link": self.link.to_dict()}
         if self.peer is not None:
             d["peer"] = self.peer.to_dict()
@@ -75,11 +75,11 @@ class Step:
     op: str
     namespace: str
     name: str | None = None
-    value: Any = None
+    value: Any = None  # its type follows `op`, as above
     before: Any = None
     undo: tuple[Step, ...] = field(default=(), compare=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.op not in OPS:
             raise ValueError(f"unknown step operation {self.op!r}")
 
@@ -102,7 +102,8 @@ class Step:
         +10.0.0.1/24'; for an object being `created`, what it will be: 'master br0', 'address 10.0.0.1/24'."""
         op, v, b = self.op, self.value, self.before
         if op == "create_link":
-            return v.summary()
+            made: NewLink = v
+            return made.summary()
         if op == "delete_link":
             from .kinds import kind
 
@@ -125,8 +126,8 @@ class Step:
         attr = op.removeprefix("set_")
         return f"{attr} {v}" if created else f"{attr} {b if b is not None else 'none'} -> {v}"
 
-    def to_dict(self) -> dict:
-        d: dict = {"op": self.op, "namespace": self.namespace}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"op": self.op, "namespace": self.namespace}
         if self.name is not None:
             d["name"] = self.name
         for key, value in (("value", self.value), ("before", self.before)):
@@ -172,8 +173,8 @@ class Change:
         line = f"{self.subject}: {text}" if text else self.subject
         return f"{line}  # {self.reason}" if self.reason else line
 
-    def to_dict(self, steps: tuple[Step, ...]) -> dict:
-        d: dict = {"action": self.action.word, "symbol": self.action.value, "namespace": self.namespace}
+    def to_dict(self, steps: tuple[Step, ...]) -> dict[str, Any]:
+        d: dict[str, Any] = {"action": self.action.word, "symbol": self.action.value, "namespace": self.namespace}
         if self.name is not None:
             d["name"] = self.name
         if self.reason:
@@ -208,7 +209,7 @@ class Plan:
         s = self.summary()
         return f"Plan: {s['add']} to add, {s['change']} to change, {s['destroy']} to destroy."
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
             "topology": self.topology,

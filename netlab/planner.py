@@ -17,7 +17,7 @@ No netlink, no root, no I/O: every case is unit-testable with golden files. The 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from .errors import ConflictError
@@ -63,7 +63,7 @@ class _Work:
     reasons: dict[Subject, str] = field(default_factory=dict)
     made_from: dict[Key, Key] = field(default_factory=dict)  # a created veth's other end -> the end it is made from
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         live, topology = self.live, self.topology
         self.gone_ns = sorted(n for n, ns in live.namespaces.items()
                               if n != HOST and ns.owner == topology and n not in self.desired.namespaces)
@@ -86,8 +86,11 @@ class _Work:
 
     def add(self, step: Step, subject: Subject | None = None, reason: str = "") -> None:
         if subject is None:
-            subject = (step.namespace, None) if step.name in (None, LOOPBACK) else (step.namespace, step.name)
-            subject = self.made_from.get(subject, subject)  # type: ignore[arg-type]
+            if step.name is None or step.name == LOOPBACK:
+                subject = (step.namespace, None)
+            else:
+                key = (step.namespace, step.name)
+                subject = self.made_from.get(key, key)
         self.steps.append(step)
         self.subjects.append(subject)
         if reason:
@@ -225,7 +228,7 @@ PHASES: tuple[Callable[[_Work], None], ...] = (_shrink, _delete, _create, _modif
 # --- helpers -----------------------------------------------------------------------------------------------
 
 
-def _paired(action: str, undo_action: str, ns: str, name: str, value) -> Step:
+def _paired(action: str, undo_action: str, ns: str, name: str, value: str) -> Step:
     return Step(action, ns, name, value, undo=(Step(undo_action, ns, name, value),))
 
 
@@ -234,12 +237,12 @@ def _as_created(link: Link) -> Link:
     return link if kind(link.kind).mtu_at_create else replace(link, mtu=None)
 
 
-def _creation_order(ns: str, name: str) -> tuple:
+def _creation_order(ns: str, name: str) -> tuple[bool, str, str]:
     """A veth pair is created (and marked) from the end that comes first in this order."""
     return ns != HOST, ns, name
 
 
-def _desired_links(state: State, loopback_first: bool = False):
+def _desired_links(state: State, loopback_first: bool = False) -> Iterator[tuple[str, Link]]:
     """(namespace, link) in a stable order: host first, then namespaces by name; links by name."""
     for ns in sorted(state.namespaces.values(), key=lambda n: (n.name != HOST, n.name)):
         for link in sorted(ns.links.values(), key=lambda lk: (not (loopback_first and lk.kind == "loopback"),
@@ -325,11 +328,11 @@ def _doomed_links(desired: State, live: State, topology: str, gone_ns: set[str])
     # Deleting one end of a veth deletes both: the other end counts as deleted too, if it is in a namespace
     # of ours (so that the delete step is issued from our side, never inside a foreign namespace).
     for key in list(doomed):
-        link = live.link(*key)
-        if link is not None and link.peer and link.peer not in doomed and live.link(*link.peer):
-            peer_ns = live.namespaces[link.peer[0]]
+        end = live.link(*key)
+        if end is not None and end.peer and end.peer not in doomed and live.link(*end.peer):
+            peer_ns = live.namespaces[end.peer[0]]
             if peer_ns.name == HOST or peer_ns.owner == topology:
-                doomed[link.peer] = doomed[key]
+                doomed[end.peer] = doomed[key]
     return doomed
 
 
@@ -354,7 +357,7 @@ def _delete_link_steps(w: _Work) -> list[tuple[Step, Subject]]:
     return steps
 
 
-def _rebuild_link(ns: str, link: Link, peer: Link | None, ports: list[str] = ()) -> tuple[Step, ...]:
+def _rebuild_link(ns: str, link: Link, peer: Link | None, ports: Sequence[str] = ()) -> tuple[Step, ...]:
     """The steps that recreate a deleted link (both ends of a veth; a bridge with the `ports` it had) as
     it was: the undo of its deletion."""
     if link.kind == "veth" and peer is None:

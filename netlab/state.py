@@ -8,8 +8,9 @@ converged system compares equal.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 HOST = "host"
 """The name that stands for the root network namespace (the one netlab runs in)."""
@@ -51,8 +52,8 @@ class Link:
     mac: str | None = None
     owner: str | None = None
 
-    def to_dict(self) -> dict:
-        d: dict = {"kind": self.kind}
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.kind}
         if self.peer is not None:
             d["peer"] = "/".join(self.peer)
         if self.master is not None:
@@ -86,7 +87,7 @@ class State:
         ns = self.namespaces.get(namespace)
         return ns.links.get(name) if ns else None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             ns.name: {
                 **({"owner": ns.owner} if ns.owner else {}),
@@ -96,19 +97,19 @@ class State:
         }
 
 
-def state_from_dict(data: dict) -> State:
+def state_from_dict(data: dict[str, Any]) -> State:
     """The inverse of State.to_dict(): for saved snapshots and golden test files."""
     return State({ns: Namespace(ns, body.get("owner"), {name: link_from_dict(name, d)
                                                         for name, d in (body.get("links") or {}).items()})
                   for ns, body in data.items()})
 
 
-def link_from_dict(name: str, d: dict) -> Link:
+def link_from_dict(name: str, d: dict[str, Any]) -> Link:
     """The inverse of Link.to_dict()."""
     return Link(
         name=name,
         kind=d["kind"],
-        peer=tuple(d["peer"].split("/", 1)) if d.get("peer") else None,  # type: ignore[arg-type]
+        peer=tuple(d["peer"].split("/", 1)) if d.get("peer") else None,
         master=d.get("master"),
         addresses=None if d["kind"] == "loopback" and "addresses" not in d else frozenset(d.get("addresses", ())),
         up=d.get("up", True),
@@ -118,13 +119,13 @@ def link_from_dict(name: str, d: dict) -> Link:
     )
 
 
-def sorted_addresses(addresses) -> list[str]:
+def sorted_addresses(addresses: Collection[str]) -> list[str]:
     """Addresses in a stable order: IPv4 before IPv6, then numerically."""
     if len(addresses) < 2:
         return list(addresses)
     import ipaddress
 
-    def key(a: str):
+    def key(a: str) -> tuple[int, ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
         iface = ipaddress.ip_interface(a)
         return iface.version, iface
 
@@ -133,9 +134,9 @@ def sorted_addresses(addresses) -> list[str]:
 
 def without_links(state: State, gone: set[tuple[str, str]]) -> State:
     """`state` less the links named in `gone`; masters that pointed at a removed link become None."""
-    namespaces = {}
+    namespaces: dict[str, Namespace] = {}
     for ns in state.namespaces.values():
-        links = {}
+        links: dict[str, Link] = {}
         for name, link in ns.links.items():
             if (ns.name, name) in gone:
                 continue
@@ -173,7 +174,7 @@ def differences(before: State, after: State) -> list[str]:
     return out
 
 
-def _show(value) -> str:
+def _show(value: object) -> str:
     if isinstance(value, frozenset):
         return "[" + ", ".join(sorted_addresses(value)) + "]"
     if isinstance(value, tuple):

@@ -15,6 +15,7 @@ All their names start with `<p>u`, which no test topology uses.
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
 from conftest import ip_json, netns_names
 
@@ -36,7 +37,7 @@ SETUP = [
 ]
 
 
-def _fingerprint(links: list[dict]) -> dict[str, tuple]:
+def _fingerprint(links: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
     return {lk["ifname"]: (lk["ifindex"], lk.get("address"), lk["mtu"], tuple(sorted(lk["flags"])), lk.get("master"),
                            lk.get("linkinfo", {}).get("info_kind"),
                            tuple(sorted((a["local"], a["prefixlen"]) for a in lk.get("addr_info", []))))
@@ -56,7 +57,7 @@ class Canaries:
         subprocess.run(["ip", "link", "set", f"{self.p}up0", "master", bridge], check=True)
         self.before = self.state()
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, dict[str, tuple[Any, ...]]]:
         host = [lk for lk in ip_json("-d", "addr", "show") if lk["ifname"].startswith(f"{self.p}u")]
         inside = ip_json("-n", f"{self.p}user", "-d", "addr", "show") if f"{self.p}user" in netns_names() else []
         return {"<host>": _fingerprint(host), f"{self.p}user": _fingerprint(inside)}

@@ -15,6 +15,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ def _require_root():
     pytest.skip("kernel tests need root")
 
 
-def ip_json(*args: str):
+def ip_json(*args: str) -> Any:
     out = subprocess.run(["ip", "-j", *args], check=True, capture_output=True, text=True).stdout
     return json.loads(out) if out.strip() else []
 
@@ -64,21 +65,21 @@ class Lab:
         self.topologies.add(name.group(1) if name else self.p)
         return str(path)
 
-    def netlab(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess:
+    def netlab(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([sys.executable, "-m", "netlab", *args], capture_output=True, text=True,
                               cwd=ROOT, timeout=120, check=False)
         if check is not None:
             assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         return proc
 
-    def run_in(self, ns: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    def run_in(self, ns: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, check=check,
                               timeout=30)
 
     def ping(self, ns: str, address: str) -> bool:
         return self.run_in(ns, "ping", "-c", "1", "-W", "2", address, check=False).returncode == 0
 
-    def links(self, ns: str | None = None) -> dict[str, dict]:
+    def links(self, ns: str | None = None) -> dict[str, dict[str, Any]]:
         """iproute2's own view: name -> {kind, master, up, addresses, mtu}."""
         pre = ["-n", ns] if ns else []
         result = {}
@@ -109,7 +110,7 @@ class Lab:
         assert peer["link_index"] == link["ifindex"]
         return other, peer["ifname"]
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Everything under this test's prefix, as iproute2 sees it: namespaces with their links, and links
         in the root namespace."""
         snap = {ns: self.links(ns) for ns in netns_names() if ns.startswith(self.p)}
@@ -149,7 +150,7 @@ def figures():
             json.dump(counted, f, indent=1, sort_keys=True)
 
 
-def count(figures: dict, key: str, n: int = 1) -> None:
+def count(figures: dict[str, int], key: str, n: int = 1) -> None:
     figures[key] = figures.get(key, 0) + n
 
 

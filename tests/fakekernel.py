@@ -9,15 +9,17 @@ every k of large plans in milliseconds."""
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence, Set
 from dataclasses import replace
 
+from netlab.adapter import Results
 from netlab.errors import KernelError
 from netlab.plan import Step
 from netlab.state import HOST, LOOPBACK, Link, Namespace, State
 
 
 class FakeKernel:
-    def __init__(self, state: State, fail_at: set[int] = frozenset(), errno_: int = errno.EBUSY,
+    def __init__(self, state: State, fail_at: Set[int] = frozenset(), errno_: int = errno.EBUSY,
                  batch_tail: int = 0, interrupt_after: int | None = None):
         self.ns = {n: dict(ns.links) for n, ns in state.namespaces.items()}
         self.owner = {n: ns.owner for n, ns in state.namespaces.items()}
@@ -31,7 +33,7 @@ class FakeKernel:
     def observe(self) -> State:
         return State({n: Namespace(n, self.owner[n], dict(links)) for n, links in self.ns.items()})
 
-    def execute(self, steps, topology: str, results: list) -> None:
+    def execute(self, steps: Sequence[Step], topology: str, results: Results) -> None:
         tail, failed_in = None, None
         for position, step in enumerate(steps):
             if tail is not None:  # a batch holds link steps of one namespace
@@ -53,7 +55,7 @@ class FakeKernel:
             if self.calls == self.interrupt_after:
                 raise KeyboardInterrupt
 
-    def _links(self, ns: str) -> dict:
+    def _links(self, ns: str) -> dict[str, Link]:
         if ns not in self.ns:
             raise KernelError(f"no namespace {ns}", errno.ENOENT)
         return self.ns[ns]
@@ -130,12 +132,14 @@ class FakeKernel:
 
     def add_address(self, step, topology):
         link = self._get(step.namespace, step.name)
+        assert link.addresses is not None, "no plan adds an address to lo (its addresses are not managed)"
         if step.value in link.addresses:
             raise KernelError("exists", errno.EEXIST)
         self._put(step.namespace, replace(link, addresses=link.addresses | {step.value}))
 
     def delete_address(self, step, topology):
         link = self._get(step.namespace, step.name)
+        assert link.addresses is not None, "no plan deletes an address of lo (its addresses are not managed)"
         self._put(step.namespace, replace(link, addresses=link.addresses - {step.value}))
 
 

@@ -14,10 +14,13 @@ Used with `netlab.api.using(lambda: Faulty(...))`; nothing private of the adapte
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterable, Sequence, Set
 
+from netlab.adapter import Results
 from netlab.errors import KernelError
 from netlab.kernel import Kernel
 from netlab.plan import Step
+from netlab.state import State
 
 ABSENT = "netlab-fault"  # no test makes a link of this name: a step on it is refused with ENODEV
 
@@ -31,16 +34,16 @@ class Faulty:
         self.inner = Kernel()
         self.fail_at, self.code, self.calls = set(fail_at), code, 0
 
-    def observe(self, *args):
-        return self.inner.observe(*args)
+    def observe(self, topology: str, namespaces: Set[str], host_links: Set[str] = frozenset()) -> State:
+        return self.inner.observe(topology, namespaces, host_links)
 
-    def remove_empty_mount_points(self, names) -> None:
+    def remove_empty_mount_points(self, names: Iterable[str]) -> None:
         self.inner.remove_empty_mount_points(names)
 
     def close(self) -> None:
         self.inner.close()
 
-    def execute(self, steps, topology, results) -> None:
+    def execute(self, steps: Sequence[Step], topology: str, results: Results) -> None:
         targets = {k - self.calls - 1 for k in self.fail_at if self.calls < k <= self.calls + len(steps)}
         first = len(results)
         namespace_faults = sorted(p for p in targets if steps[p].op.endswith("_netns"))

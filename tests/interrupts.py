@@ -6,12 +6,13 @@ import random
 import subprocess
 import sys
 import time
+from typing import Any
 
-from conftest import ROOT, netns_names
+from conftest import ROOT, Lab, netns_names
 from test_kernel_reconcile import HOST_BRIDGE, SEED
 
 
-def star(lab, n: int) -> str:
+def star(lab: Lab, n: int) -> str:
     """The seed topology plus a star of n namespaces on a root-namespace bridge (about 8n+40 steps)."""
     ports = "".join(f"      \"@v{i}\": {{kind: veth, peer: \"@s{i}/eth0\", master: \"@sbr\"}}\n" for i in range(n))
     host = "\n".join(HOST_BRIDGE.split("\n")[3:]).replace(
@@ -22,19 +23,19 @@ def star(lab, n: int) -> str:
     return lab.write(text)
 
 
-def ours(lab) -> list[str]:
+def ours(lab: Lab) -> list[str]:
     """Namespaces and root-namespace links with the test's prefix, the user's canaries (`<p>u...`) left out."""
     mine = lambda name: name.startswith(lab.p) and not name.startswith(f"{lab.p}u")  # noqa: E731
     return [n for n in netns_names() if mine(n)] + [n for n in lab.links() if mine(n)]
 
 
-def _timed(lab, *args, check: int) -> float:
+def _timed(lab: Lab, *args: str, check: int) -> float:
     start = time.perf_counter()
     lab.netlab(*args, check=check)
     return time.perf_counter() - start
 
 
-def spread(lab, command: str, points: int, seed: int) -> tuple[str, list[tuple[bool, float]]]:
+def spread(lab: Lab, command: str, points: int, seed: int) -> tuple[str, list[tuple[bool, float]]]:
     """(topology file, `points` moments in a run of `netlab <command>`, apply or destroy). A moment is
     (after the first write?, seconds): a third of them fall in the span before the first write (start-up,
     reading, planning: a `diff` takes that long), measured from the start; the rest in the span of the
@@ -55,7 +56,7 @@ def spread(lab, command: str, points: int, seed: int) -> tuple[str, list[tuple[b
                   + [(True, span * (i + rng.random()) / (points - early)) for i in range(points - early)])
 
 
-def start(lab, path: str, command: str, moment: tuple[bool, float], **popen) -> subprocess.Popen:
+def start(lab: Lab, path: str, command: str, moment: tuple[bool, float], **popen: Any) -> subprocess.Popen[Any]:
     """Start `netlab <command> <path>` and return once `moment` (see spread) has come. The first write is
     seen as a change in the topology's entries in /run/netns (apply creates namespaces first, destroy
     deletes them first)."""

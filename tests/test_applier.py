@@ -7,7 +7,7 @@ import pytest
 
 from netlab import applier
 from netlab.errors import RollbackIncomplete, RolledBack, Stopped
-from netlab.model import desired, loads
+from netlab.model import Topology, desired, loads
 from netlab.planner import plan
 from netlab.state import differences
 
@@ -18,7 +18,7 @@ TOPO = loads(BIG)
 CHANGED = loads(BIG_CHANGED)
 
 
-def applied(topo) -> FakeKernel:
+def applied(topo: Topology) -> FakeKernel:
     fake = FakeKernel(host_only())
     p = plan(desired(topo), fake.observe(), topo.name)
     applier.run(p, fake, fake.observe(), fake.observe)

@@ -6,6 +6,7 @@ order and NLA_F_NESTED legitimately differ between the two."""
 
 import socket
 import struct
+from typing import Any
 
 import pytest
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
@@ -99,7 +100,7 @@ def test_table_encodes_present_fields_in_table_order_padded():
 
 
 def test_table_round_trip_nested_and_repeated():
-    values = {"name": "", "mtu": 0, "on": True, "inner": {"a": 0xFFFFFFFF, "b": "x"}, "many": [3, 1, 2],
+    values: dict[str, Any] = {"name": "", "mtu": 0, "on": True, "inner": {"a": 0xFFFFFFFF, "b": "x"}, "many": [3, 1, 2],
               "raw": b"\1\2\3"}
     data = OUTER.encode(values)
     assert OUTER.decode(data) == values
@@ -159,7 +160,8 @@ def test_struct_then_aligns_the_attributes_after_the_struct():
 def test_array_of_length_prefixed_entries():
     entry = StructThen(Struct("e", "=HBBi", (None, "f", "h", "i")), INNER)
     array = Array(entry)
-    items = [{"f": 1, "h": 2, "i": -3, "a": 4}, {"f": 0, "h": 0, "i": 0}, {"f": 5, "h": 6, "i": 7, "b": "xyz"}]
+    items: list[dict[str, Any]] = [{"f": 1, "h": 2, "i": -3, "a": 4}, {"f": 0, "h": 0, "i": 0},
+                                   {"f": 5, "h": 6, "i": 7, "b": "xyz"}]
     data = array.encode(items)
     assert struct.unpack_from("=H", data)[0] == 8 + 8  # the struct and its one attribute
     assert array.decode(data) == [{"f": 1, "h": 2, "i": -3, "a": 4}, {"f": 0, "h": 0, "i": 0},
@@ -179,7 +181,7 @@ def framed(body: bytes, kind: int = 0, flags: int = 0) -> bytes:
     return transport.HEADER.pack(16 + len(body), kind, flags, 0, 0) + body
 
 
-def read(cls, request: transport.Request | bytes):
+def read(cls: Any, request: transport.Request | bytes) -> Any:
     """pyroute2's decoding of a request netlab encoded."""
     body = request if isinstance(request, bytes) else request.body
     m = cls(framed(body))
@@ -187,13 +189,13 @@ def read(cls, request: transport.Request | bytes):
     return m
 
 
-def written(m) -> bytes:
+def written(m: Any) -> bytes:
     """pyroute2's encoding of a message, without its nlmsghdr."""
     m.encode()
     return bytes(m.data)[16:]
 
 
-def link_attrs(m) -> dict:
+def link_attrs(m: Any) -> dict[str, Any]:
     return dict(m["attrs"])
 
 
@@ -343,7 +345,7 @@ def test_nsid():
         theirs["attrs"] = [("NETNSA_NSID", nsid)]
         assert nl.decode_nsid(framed(written(theirs))) == nsid
     # pyroute2 declares NETNSA_NSID unsigned; the kernel's is s32, -1 when no id is assigned
-    assert nl.decode_nsid(framed(nl.message(nl.RTGENMSG, {}, nl.NETNSA, {"nsid": -1}))) == -1
+    assert nl.decode_nsid(framed(message(nl.RTGENMSG, {}, nl.NETNSA, {"nsid": -1}))) == -1
 
 
 # --- the tables declared for the next requests ---------------------------------------------------------
@@ -356,7 +358,7 @@ def test_route_with_two_nexthops():
     values = {"dst": DST, "priority": 10, "table": 254, "metrics": {"mtu": 1400}, "multipath": [
         {"flags": 0, "hops": 1, "ifindex": 3, "gateway": GW1},
         {"flags": 4, "hops": 2, "ifindex": 4, "gateway": GW2}]}
-    body = nl.message(nl.RTMSG, header, nl.ROUTE, values)
+    body = message(nl.RTMSG, header, nl.ROUTE, values)
     m = read(rtmsg, body)
     assert (m["family"], m["dst_len"], m["table"], m["proto"], m["type"]) == (socket.AF_INET, 24, 254, 4, 1)
     assert (m.get_attr("RTA_DST"), m.get_attr("RTA_PRIORITY"), m.get_attr("RTA_TABLE")) == ("10.1.0.0", 10, 254)
@@ -382,7 +384,7 @@ def test_route_with_two_nexthops():
         nl.ROUTE.decode(body, nl.RTMSG.size, only=frozenset({"multipath"}))
 
 
-NETEM = {"latency": 100000, "limit": 1000, "loss": 0x1000, "gap": 0, "duplicate": 0, "jitter": 2000,
+NETEM: dict[str, Any] = {"latency": 100000, "limit": 1000, "loss": 0x1000, "gap": 0, "duplicate": 0, "jitter": 2000,
          "corr": {"delay_corr": 1, "loss_corr": 2, "dup_corr": 3},
          "rate": {"rate": 125000, "packet_overhead": -4, "cell_size": 0, "cell_overhead": 0}}
 
@@ -390,7 +392,7 @@ NETEM = {"latency": 100000, "limit": 1000, "loss": 0x1000, "gap": 0, "duplicate"
 def test_netem_options():
     header = {"family": 0, "ifindex": 3, "handle": 0x10000, "parent": 0xFFFFFFFF, "info": 0}
     options = nl.NETEM_OPTIONS.encode(NETEM)
-    body = nl.message(nl.TCMSG, header, nl.TC, {"kind": "netem", "options": options})
+    body = message(nl.TCMSG, header, nl.TC, {"kind": "netem", "options": options})
     m = read(tcmsg, body)
     assert (m["index"], m["handle"], m["parent"], m.get_attr("TCA_KIND")) == (3, 0x10000, 0xFFFFFFFF, "netem")
     o = m.get_attr("TCA_OPTIONS")
@@ -417,7 +419,7 @@ def test_netem_options():
 
 def test_bridge_vlans_in_af_spec():
     vlans = [{"flags": 0x6, "vid": 10}, {"flags": 0, "vid": 4094}]
-    body = nl.message(nl.IFINFOMSG, {"family": socket.AF_BRIDGE, "index": 4}, nl.BRIDGE_LINK,
+    body = message(nl.IFINFOMSG, {"family": socket.AF_BRIDGE, "index": 4}, nl.BRIDGE_LINK,
                       {"af_spec": {"vlan_info": vlans}})
     m = read(ifinfmsg, body)
     assert (m["family"], m["index"]) == (socket.AF_BRIDGE, 4)
@@ -445,7 +447,7 @@ def test_decode_link_of_a_pyroute2_message():
     assert nl.decode_link(bytes(m.data)) == {
         "index": 7, "name": "v0", "kind": "veth", "link": 8, "link_nsid": 0, "master": 3, "up": True, "mtu": 1500,
         "mac": MAC1, "alias": "netlab:t", "info_data": None, "addresses": set()}
-    lo = nl.message(nl.IFINFOMSG, {"index": 1, "flags": nl.IFF_LOOPBACK}, nl.LINK, {"ifname": "lo"})
+    lo = message(nl.IFINFOMSG, {"index": 1, "flags": nl.IFF_LOOPBACK}, nl.LINK, {"ifname": "lo"})
     assert nl.decode_link(framed(lo)) == {
         "index": 1, "name": "lo", "kind": "loopback", "link": None, "link_nsid": None, "master": None,
         "up": False, "mtu": None, "mac": None, "alias": None, "info_data": None, "addresses": set()}

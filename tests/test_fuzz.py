@@ -11,13 +11,15 @@ import string
 import subprocess
 import sys
 import tracemalloc
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from netlab.errors import ValidationError
-from netlab.model import MAX_FILE_BYTES, load, loads
+from netlab.model import MAX_FILE_BYTES, Topology, load, loads
 
 from conftest import _require_root, count
 
@@ -46,7 +48,7 @@ topology = st.fixed_dictionaries(
             names, interface, max_size=4)})), max_size=4)), "extra": values})
 
 
-def kernel_view() -> tuple:
+def kernel_view() -> tuple[list[str], list[str]]:
     netns = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
     return netns, sorted(os.listdir("/sys/class/net"))
 
@@ -63,7 +65,7 @@ def kernel_untouched(figures):
     count(figures, "fuzz: files loaded, refused with a ValidationError", LOADED["refused"])
 
 
-def load_text(tmp_path, data: bytes):
+def load_text(tmp_path: Path, data: bytes) -> Topology | None:
     path = tmp_path / "t.yaml"
     path.write_bytes(data)
     try:
@@ -145,7 +147,7 @@ def test_a_file_over_the_limit_is_refused_before_parsing(tmp_path):
 COMMAND = settings(max_examples=max(10, EXAMPLES // 50), deadline=None, derandomize="CI" in os.environ)
 
 
-def run_command(tmp_path_factory, command: str, doc) -> subprocess.CompletedProcess:
+def run_command(tmp_path_factory: pytest.TempPathFactory, command: str, doc: Any) -> subprocess.CompletedProcess[str]:
     path = tmp_path_factory.mktemp("c") / "t.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8", errors="surrogatepass")
     proc = subprocess.run([sys.executable, "-m", "netlab", command, str(path)], capture_output=True,

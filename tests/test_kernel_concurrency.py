@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, count, netns_names
+from conftest import ROOT, Lab, count, netns_names
 from test_kernel_reconcile import HOST_BRIDGE, SEED
 
 pytestmark = pytest.mark.kernel
@@ -23,13 +23,13 @@ ROUNDS = int(os.environ.get("NETLAB_CONCURRENCY_ROUNDS", "6"))
 SPURIOUS = ("File exists", "No such device", "Traceback", "EEXIST", "ENODEV")
 
 
-def two_topologies(lab) -> dict[str, str]:
+def two_topologies(lab: Lab) -> dict[str, str]:
     a = SEED.replace('name: "@"', 'name: "@a"').replace('"@n', '"@an')
     b = HOST_BRIDGE.replace('name: "@"', 'name: "@b"').replace('"@', '"@b')
     return {"a": lab.write(a, "a.yaml"), "b": lab.write(b, "b.yaml")}
 
 
-def objects_of(lab, which: str) -> list[str]:
+def objects_of(lab: Lab, which: str) -> list[str]:
     prefix = lab.p + which
     return [n for n in netns_names() if n.startswith(prefix)] + [n for n in lab.links() if n.startswith(prefix)]
 
@@ -63,7 +63,10 @@ def run_all(commands: list[tuple[str, str, str]], log: str) -> tuple[list[tuple[
         procs.append((command, which, subprocess.Popen(
             [sys.executable, "-c", RUN, log, f"{command} {which}", command, path, *extra], cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)))
-    ended = [(command, which, proc.wait(timeout=300), proc.stderr.read()) for command, which, proc in procs]
+    ended = []
+    for command, which, proc in procs:
+        assert proc.stderr is not None  # stderr=PIPE
+        ended.append((command, which, proc.wait(timeout=300), proc.stderr.read()))
     with open(log) as f:
         return ended, f.read().split("\n")[:-1]
 

@@ -17,20 +17,21 @@ import pytest
 from netlab import api
 from netlab.model import load
 
-from conftest import ROOT, count
+from canaries import Canaries
+from conftest import ROOT, Lab, count
 from interrupts import ours, spread, star, start
 
 pytestmark = pytest.mark.kernel
 POINTS = int(os.environ.get("NETLAB_CRASH_POINTS", "12"))
 
 
-def kill_at(lab, path: str, command: str, moment) -> None:
+def kill_at(lab: Lab, path: str, command: str, moment: tuple[bool, float]) -> None:
     proc = start(lab, path, command, moment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc.kill()
     proc.wait()
 
 
-def recover(lab, canaries, path: str, i: int, why: str, cli: bool = True) -> None:
+def recover(lab: Lab, canaries: Canaries, path: str, i: int, why: str, cli: bool = True) -> None:
     """Every other time apply first (it converges, `diff` is clean); then destroy leaves nothing. Through
     the command, or (quicker, the same code) through the library."""
     topo = load(path)
@@ -124,7 +125,7 @@ main()
 """
 
 
-def at_boundary(lab, kill_at: int, command: str, path: str) -> subprocess.CompletedProcess:
+def at_boundary(lab: Lab, kill_at: int, command: str, path: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", AT_BOUNDARY, str(kill_at), str(lab.tmp / "boundaries"),
                            command, path], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -207,7 +208,7 @@ def test_host_bridge_and_a_users_port_on_it_survives_destroy(lab, canaries):
     assert [ns for ns in netns_names() if ns.startswith(p)] == [f"{p}user"]
 
 
-def _everything() -> tuple:
+def _everything() -> tuple[Any, ...]:
     """Every namespace's name and every link of the root namespace and of each namespace, with index,
     MAC, flags, master and addresses, and what /run/netns and /run/netlab hold."""
     def links(*pre):
@@ -267,6 +268,7 @@ def test_a_second_run_waits_for_the_lock_and_names_the_holder(lab):
                                 "os.pwrite(fd, f'{os.getpid()}\\n'.encode(), 0)\n"
                                 "print('locked', flush=True); time.sleep(30)")], stdout=subprocess.PIPE, text=True)
     try:
+        assert holder.stdout is not None  # stdout=PIPE
         assert holder.stdout.readline().strip() == "locked"
         path = lab.write(SEED)
         proc = lab.netlab("apply", path, "--lock-timeout", "0.5", check=1)

@@ -5,6 +5,8 @@ rollback itself, is reported as ROLLBACK_INCOMPLETE with what is left (exit 1, n
 apply or destroy still converges. A user's objects beside the topology come through byte-identical."""
 
 import errno
+from collections.abc import Sequence
+from functools import partial
 
 import pytest
 from typer.testing import CliRunner
@@ -12,12 +14,14 @@ from typer.testing import CliRunner
 from netlab import api, cli
 from netlab.errors import RollbackIncomplete, RolledBack
 from netlab.kernel import Kernel
-from netlab.model import load
+from netlab.model import Topology, load
 from netlab.netlink import transport
+from netlab.plan import Plan, Step
 from netlab.planner import plan as make_plan
 from netlab.state import HOST, Namespace, State
 
-from conftest import count
+from canaries import Canaries
+from conftest import Lab, count
 from faults import Faulty, timed_out
 from test_kernel_reconcile import CHANGED, HOST_BRIDGE, SEED
 
@@ -25,7 +29,7 @@ pytestmark = pytest.mark.kernel
 CODES = [errno.EEXIST, errno.ENODEV, errno.EBUSY, errno.EPERM, errno.EINVAL, errno.ETIMEDOUT]
 
 
-def charged(steps, k: int, code: int) -> int:
+def charged(steps: Sequence[Step], k: int, code: int) -> int:
     """The step (1-based) whose failure a fault injected at step k is reported as: k, except for a timed
     out namespace deletion, whose error is charged to the last deletion of its run."""
     if not timed_out(steps[k - 1], code):
@@ -35,7 +39,7 @@ def charged(steps, k: int, code: int) -> int:
     return k
 
 
-def the_plan(run: str, topo):
+def the_plan(run: str, topo: Topology) -> Plan:
     if run == "apply":
         return api.diff(topo)
     with Kernel() as kernel:
@@ -43,7 +47,8 @@ def the_plan(run: str, topo):
     return make_plan(State({HOST: Namespace(HOST)}), live, topo.name, destroy=True)
 
 
-def run_every_k(lab, canaries, figures, run: str, topo, minimum: int = 30) -> int:
+def run_every_k(lab: Lab, canaries: Canaries, figures: dict[str, int], run: str, topo: Topology,
+                minimum: int = 30) -> int:
     before = lab.snapshot()
     steps = the_plan(run, topo).steps
     n = len(steps)
@@ -54,7 +59,7 @@ def run_every_k(lab, canaries, figures, run: str, topo, minimum: int = 30) -> in
         if steps[k - 1].op == "delete_netns":  # the timeout's real path, and one other errno
             code = errno.ETIMEDOUT if k % 2 else CODES[k % (len(CODES) - 1)]
             timeouts += code == errno.ETIMEDOUT
-        with pytest.raises(RolledBack) as info, api.using(lambda k=k, code=code: Faulty({k}, code)):
+        with pytest.raises(RolledBack) as info, api.using(partial(Faulty, {k}, code)):
             getattr(api, run)(topo)
         at = charged(steps, k, code)
         step = steps[at - 1]
@@ -117,7 +122,7 @@ def test_a_fault_in_the_rollback_is_reported_and_a_later_run_converges(lab, cana
     incomplete = 0
     runner = CliRunner()
     for k in range(2, n + 1):
-        with api.using(lambda k=k: Faulty({k, k + 1}, errno.EBUSY)):
+        with api.using(partial(Faulty, {k, k + 1}, errno.EBUSY)):
             result = runner.invoke(cli.app, ["apply", str(path), "-o", "json"])
         assert result.exit_code == 1, result.output
         if '"ROLLBACK_INCOMPLETE"' in result.output:

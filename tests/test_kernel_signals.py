@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import count
+from conftest import Lab, count
 from interrupts import ours, spread, start
 
 pytestmark = pytest.mark.kernel
@@ -22,7 +22,7 @@ POINTS = int(os.environ.get("NETLAB_SIGNAL_POINTS", "10"))
 SIGNALS = pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 
 
-def interrupt(lab, path: str, command: str, moment, sig: int) -> tuple[int, str]:
+def interrupt(lab: Lab, path: str, command: str, moment: tuple[bool, float], sig: int) -> tuple[int, str]:
     proc = start(lab, path, command, moment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)

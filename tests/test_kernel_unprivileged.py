@@ -77,7 +77,9 @@ def runtime_distributions() -> list[metadata.Distribution]:
     found: dict[str, metadata.Distribution] = {}
     todo = [r for r in metadata.requires("netlab") or [] if "extra ==" not in r]
     while todo:
-        name = re.match(r"[A-Za-z0-9._-]+", todo.pop()).group(0)  # type: ignore[union-attr]
+        match = re.match(r"[A-Za-z0-9._-]+", todo.pop())
+        assert match is not None, "a requirement starts with its distribution's name"
+        name = match.group(0)
         key = re.sub(r"[-_.]+", "-", name).lower()
         if key in found:
             continue

@@ -3,6 +3,8 @@ the encoders take them from it; each kind's options, plan text and netlink encod
 back by pyroute2. No root, no kernel (the kinds this kernel lacks, dummy among them, are tested on a
 stock kernel by the link-kinds issue; golden plans with every kind are in tests/golden/kinds-fresh)."""
 
+from typing import Any
+
 import pytest
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
@@ -15,7 +17,7 @@ from netlab.state import Link
 HEAD = "name: t\nnamespaces:\n  n:\n    interfaces:\n"
 
 
-def decoded(request: transport.Request):
+def decoded(request: transport.Request) -> Any:  # pyroute2's ifinfmsg
     m = ifinfmsg(transport.HEADER.pack(16 + len(request.body), request.type, request.flags, 0, 0) + request.body)
     m.decode()
     return m
@@ -42,6 +44,7 @@ def test_the_registry_lists_every_kind_once_in_create_order():
 
 def test_the_schema_takes_each_kinds_options_from_its_file():
     link = desired(loads(HEAD + "      d0: {kind: dummy, addresses: [192.0.2.1/32], mtu: 9000}\n")).link("n", "d0")
+    assert link is not None
     assert (link.kind, link.addresses, link.mtu, link.peer) == ("dummy", frozenset({"192.0.2.1/32"}), 9000, None)
     with pytest.raises(ValidationError, match="'peer' is an option of veth, not of dummy"):
         loads(HEAD + "      d0: {kind: dummy, peer: n/x}\n")

@@ -113,8 +113,11 @@ def test_shipped_topologies_are_valid(path):
 
 def test_desired_state_of_the_seed():
     state = desired(load("topologies/seed.yaml"))
-    assert state.link("ns1", "vth1").peer == ("ns0", "vth0")
-    assert state.link("ns0", "vth0").kind == "veth" and state.link("ns1", "vth1").kind == "veth"
-    assert state.link("ns0", "br0").addresses == {"10.0.0.1/24"}
-    assert state.link("ns0", "lo").up and state.namespaces["ns0"].owner == "seed"
+    vth0, vth1, br0 = state.link("ns0", "vth0"), state.link("ns1", "vth1"), state.link("ns0", "br0")
+    lo = state.link("ns0", "lo")
+    assert vth0 is not None and vth1 is not None and br0 is not None and lo is not None
+    assert vth1.peer == ("ns0", "vth0")
+    assert vth0.kind == "veth" and vth1.kind == "veth"
+    assert br0.addresses == frozenset({"10.0.0.1/24"})
+    assert lo.up and state.namespaces["ns0"].owner == "seed"
     assert state.namespaces["host"].owner is None and not state.namespaces["host"].links

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -107,7 +108,7 @@ def netns() -> Iterator[int]:
     os.close(fd)
 
 
-def open_in(fd: int, **kwargs) -> Socket:
+def open_in(fd: int, **kwargs: Any) -> Socket:
     with inside(fd):
         return Socket(**kwargs)
 

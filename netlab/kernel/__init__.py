@@ -10,7 +10,7 @@ rest of netlab, and a test that wraps it, sees.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence, Set
 
 from ..errors import KernelError
 from ..plan import Step
@@ -28,13 +28,13 @@ class Kernel:
         self._reader = Reader(self.namespaces)
         self._writer = Writer(self.namespaces)
 
-    def observe(self, topology: str, namespaces: set[str], host_links: set[str] = frozenset()) -> State:
+    def observe(self, topology: str, namespaces: Set[str], host_links: Set[str] = frozenset()) -> State:
         return self._reader.observe(topology, namespaces, host_links)
 
     def execute(self, steps: Sequence[Step], topology: str, results: list[tuple[int, KernelError | None]]) -> None:
         self._writer.execute(steps, topology, results)
 
-    def remove_empty_mount_points(self, names) -> None:
+    def remove_empty_mount_points(self, names: Iterable[str]) -> None:
         self.namespaces.remove_empty_mount_points(names)
 
     def close(self) -> None:
@@ -43,5 +43,5 @@ class Kernel:
     def __enter__(self) -> Kernel:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

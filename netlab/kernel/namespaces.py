@@ -13,7 +13,7 @@ import errno
 import os
 import resource
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from ..errors import KernelError
@@ -121,7 +121,7 @@ class Namespaces:
         except FileNotFoundError:
             return []
 
-    def remove_empty_mount_points(self, names) -> None:
+    def remove_empty_mount_points(self, names: Iterable[str]) -> None:
         """Unlink /run/netns/NAME for each name whose file is empty and not a namespace: the mount point
         of an interrupted create (ours, or `ip netns add`'s)."""
         for ns in names:

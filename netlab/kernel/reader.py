@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Set
 
 from ..netlink import rtnl
 from ..state import HOST, LOOPBACK, Link, Namespace, State, owner_from_alias
 from .namespaces import Namespaces
 
-Raw = dict[int, dict]  # a namespace's links by ifindex, as rtnl.decode_link gives them
+Raw = dict[int, rtnl.LinkInfo]  # a namespace's links by ifindex, as rtnl.decode_link gives them
 
 
 class Reader:
     def __init__(self, namespaces: Namespaces):
         self.ns = namespaces
 
-    def observe(self, topology: str, namespaces: set[str], host_links: set[str] = frozenset()) -> State:
+    def observe(self, topology: str, namespaces: Set[str], host_links: Set[str] = frozenset()) -> State:
         """The live State of `namespaces` (those that exist), of every namespace marked as `topology`'s,
         and, in the root namespace, of the links named in `host_links` or marked as `topology`'s, with the
         user's links that depend on them: ports of their bridges, and veths whose other end is in a
@@ -32,9 +33,9 @@ class Reader:
             if self.ns.fd(ns) is not None:
                 raw[ns] = self._dump(ns)
         peers = self._peers(raw)
-        result = {}
+        result: dict[str, Namespace] = {}
         for ns, dumped in raw.items():
-            links = {}
+            links: dict[str, Link] = {}
             for info in dumped.values():
                 link = _link(info, dumped, peers.get((ns, info["index"])))
                 links[link.name] = link
@@ -57,7 +58,7 @@ class Reader:
     def _dump(self, ns: str) -> Raw:
         """The namespace's links by ifindex, each with its addresses."""
         sock = self.ns.sock(ns)
-        links = {}
+        links: Raw = {}
         for kind, message in sock.dump(rtnl.RTM_GETLINK, rtnl.link_dump_request()):
             if kind == rtnl.RTM_NEWLINK:
                 info = rtnl.decode_link(message)
@@ -80,16 +81,16 @@ class Reader:
             link["addresses"].add(f"{text}/{prefixlen}")
         return links
 
-    def _peers(self, raw: dict[str, Raw]) -> dict[tuple[str, int], tuple[str, dict]]:
+    def _peers(self, raw: dict[str, Raw]) -> dict[tuple[str, int], tuple[str, rtnl.LinkInfo]]:
         """The other end of every veth among the namespaces read, keyed by (namespace, ifindex): reciprocal
         ifindexes, and (across namespaces) the peer namespace's id as seen from this one, which is what
         IFLA_LINK_NETNSID names. Candidates are found through an index, so this is linear in links."""
-        by_pair: dict[tuple[int, int], list[tuple[str, dict]]] = {}
+        by_pair: dict[tuple[int, int], list[tuple[str, rtnl.LinkInfo]]] = {}
         for ns, links in raw.items():
             for info in links.values():
                 if info["kind"] == "veth" and info["link"]:
                     by_pair.setdefault((info["index"], info["link"]), []).append((ns, info))
-        found: dict[tuple[str, int], tuple[str, dict]] = {}
+        found: dict[tuple[str, int], tuple[str, rtnl.LinkInfo]] = {}
         for (index, link), ends in by_pair.items():
             for ns, info in ends:
                 if (ns, index) in found:
@@ -117,9 +118,10 @@ class Reader:
         return self.ns.nsids[key]
 
 
-def _link(info: dict, links: Raw, found: tuple[str, dict] | None) -> Link:
+def _link(info: rtnl.LinkInfo, links: Raw, found: tuple[str, rtnl.LinkInfo] | None) -> Link:
     peer = (found[0], found[1]["name"]) if found else None
-    master = links.get(info["master"], {}).get("name") if info["master"] else None
+    master_info = links.get(info["master"]) if info["master"] else None
+    master = master_info["name"] if master_info is not None else None
     owner = owner_from_alias(info["alias"])
     if owner is None and found:
         owner = owner_from_alias(found[1]["alias"])  # a veth pair is one object: either end's mark counts

@@ -14,7 +14,7 @@ import ipaddress
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ..errors import KernelError
@@ -234,7 +234,8 @@ class Writer:
         failed, which starts the rollback; the rollback is judged by reading the kernel again."""
         with signals_held():
             acks = sock.acks([r for _, _, op in ops if op is not None for r in op.requests])
-            at, outcome, unknown = 0, [], []
+            at, unknown = 0, []
+            outcome: Results = []
             for position, step, op in ops:
                 ack = transport.OK
                 if op is not None:
@@ -285,7 +286,7 @@ class _Facts:
         return self._ns.indexes[ns][name]
 
 
-def _runs(steps: Sequence[Step]):
+def _runs(steps: Sequence[Step]) -> Iterator[tuple[str, list[Item]]]:
     """The steps as runs: a namespace creation alone, consecutive namespace deletions together (one wait
     for their teardown), consecutive link steps in one namespace together (one batch)."""
     run: list[Item] = []

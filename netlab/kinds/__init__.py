@@ -15,7 +15,9 @@ from .loopback import Loopback
 from .veth import Veth
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (Loopback(), Bridge(), Dummy(), Veth())}
-DECLARABLE: tuple[str, ...] = tuple(name for name, kind in KINDS.items() if kind.spec is not None)
+SPECS: dict[str, type[LinkSpec]] = {name: kind.spec for name, kind in KINDS.items() if kind.spec is not None}
+"""The YAML options of each kind a topology may declare, by kind name."""
+DECLARABLE: tuple[str, ...] = tuple(SPECS)
 
 
 class Foreign(Kind):
@@ -23,7 +25,7 @@ class Foreign(Kind):
     created or changed."""
 
     def __init__(self, name: str):
-        self.name = name  # type: ignore[misc]
+        self.name = name
 
 
 def kind(name: str) -> Kind:
@@ -37,4 +39,4 @@ def create_order(name: str) -> int:
     return list(KINDS).index(name)
 
 
-__all__ = ["DECLARABLE", "KINDS", "Kind", "LinkSpec", "create_order", "kind"]
+__all__ = ["DECLARABLE", "KINDS", "SPECS", "Kind", "LinkSpec", "create_order", "kind"]

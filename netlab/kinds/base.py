@@ -7,12 +7,13 @@ and in the planner; a kind file adds only what is its own. No I/O here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from ..errors import Problem
+    from ..model import Topology
     from ..state import Link
 
 
@@ -33,10 +34,22 @@ class LinkSpec(Strict):
     up: bool = True
 
 
+class Facts(Protocol):
+    """What a kind's encoder may ask the kernel adapter while it builds a create request: the namespace
+    the request is sent in, another namespace's fd, the ifindex chosen for a link being made."""
+
+    namespace: str
+
+    def netns_fd(self, ns: str) -> int: ...
+
+    def index(self, ns: str, name: str) -> int: ...
+
+
 class Kind:
     """One kind of link. Subclasses set the class attributes and override what is their own."""
 
-    name: ClassVar[str]
+    name: str
+    """Set by each kind's class; a Foreign kind (read, never made) has the name the kernel reports."""
     spec: ClassVar[type[LinkSpec] | None] = None
     """The YAML options (pydantic); None for a kind a topology cannot declare."""
     is_master: ClassVar[bool] = False
@@ -45,14 +58,14 @@ class Kind:
     """False where an MTU given in RTM_NEWLINK does not stick, so it is set by a request of its own."""
     manages_addresses: ClassVar[bool] = True
 
-    def check(self, topology: Any, problems: list[Problem]) -> None:
+    def check(self, topology: Topology, problems: list[Problem]) -> None:
         """Add the problems of this kind's links that span fields or interfaces (no line numbers)."""
 
     def replace_reason(self, have: Link, want: Link) -> str | None:
         """Why `have` cannot become `want` in place (it must be deleted and created), or None."""
         return None
 
-    def info_data(self, link: Link, peer: Link | None, resolve: Any) -> bytes | None:
+    def info_data(self, link: Link, peer: Link | None, resolve: Facts) -> bytes | None:
         """The IFLA_INFO_DATA of the RTM_NEWLINK that creates `link`, or None. `resolve` gives the
         adapter's facts the request needs (a namespace's fd, the ifindex chosen for an end)."""
         return None

@@ -9,14 +9,17 @@ kernel has no "automatic again", so only a new bridge returns to following its p
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import Problem
 from .base import Kind, LinkSpec
 
+if TYPE_CHECKING:
+    from ..model import Topology
+
 
 class BridgeSpec(LinkSpec):
-    kind: Literal["bridge"]  # type: ignore[assignment]
+    kind: Literal["bridge"]
 
 
 class Bridge(Kind):
@@ -25,7 +28,7 @@ class Bridge(Kind):
     is_master = True
     mtu_at_create = False
 
-    def check(self, topology, problems: list[Problem]) -> None:
+    def check(self, topology: Topology, problems: list[Problem]) -> None:
         for ns, nspec in topology.namespaces.items():
             for name, spec in nspec.interfaces.items():
                 if spec.kind == "bridge" and spec.master is not None:

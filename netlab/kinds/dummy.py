@@ -9,7 +9,7 @@ from .base import Kind, LinkSpec
 
 
 class DummySpec(LinkSpec):
-    kind: Literal["dummy"]  # type: ignore[assignment]
+    kind: Literal["dummy"]
 
 
 class Dummy(Kind):

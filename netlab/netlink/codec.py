@@ -12,7 +12,7 @@ Nothing here knows about links or addresses: `rtnl.py` declares the messages net
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 ATTR = struct.Struct("=HH")  # nlattr: length, type
@@ -291,7 +291,7 @@ class Array:
         self.element = element
         self._min = head.size
 
-    def encode(self, value: list[Mapping[str, Any]]) -> bytes:
+    def encode(self, value: Sequence[Mapping[str, Any]]) -> bytes:
         out = []
         for item in value:
             entry = self.element.encode(item)

@@ -15,6 +15,7 @@ the kernel adapter turns plan steps into these messages, and a link kind encodes
 from __future__ import annotations
 
 import socket
+from typing import Any, TypedDict
 
 from .codec import (
     BYTES,
@@ -151,7 +152,7 @@ def ifaddr(family: int, prefixlen: int, index: int, flags: int = 0) -> bytes:
 # --- requests -------------------------------------------------------------------------------------------
 
 def new_link(name: str, kind: str, index: int = 0, mtu: int | None = None, mac: bytes | None = None,
-             peer: dict | None = None, info_data: bytes | None = None) -> Request:
+             peer: dict[str, Any] | None = None, info_data: bytes | None = None) -> Request:
     """RTM_NEWLINK, failing if the name (or the ifindex asked for) is taken. `info_data` is the kind's
     IFLA_INFO_DATA, encoded by the kind; `peer` (veth) encodes it instead from name, and optional
     net_ns_fd, index, mtu, mac."""
@@ -210,7 +211,24 @@ def link_by_name(name: str) -> Request:
 _LINK_READ = frozenset({"address", "ifname", "mtu", "link", "master", "linkinfo", "ifalias", "link_netnsid"})
 
 
-def decode_link(data: bytes, offset: int = 16) -> dict:
+class LinkInfo(TypedDict):
+    """What decode_link reads of a link message: the fields netlab compares, and the kind's own data."""
+
+    index: int
+    name: str  # IFLA_IFNAME: the kernel puts it in every link message (rtnl_fill_ifinfo)
+    kind: str  # "loopback", IFLA_INFO_KIND, or "device" (a link without one: a physical device)
+    link: int | None
+    link_nsid: int | None
+    master: int | None
+    up: bool
+    mtu: int | None
+    mac: str | None
+    alias: str | None
+    info_data: bytes | None
+    addresses: set[str]  # empty: the reader fills it in from the address dump
+
+
+def decode_link(data: bytes, offset: int = 16) -> LinkInfo:
     """The fields of an RTM_NEWLINK message (its body at `offset`) that netlab compares, and the kind's
     IFLA_INFO_DATA (bytes, for the kind to decode)."""
     _, _, index, flags, _ = IFINFOMSG.unpack_from(data, offset)  # the hot path: no dict for the header
@@ -218,7 +236,7 @@ def decode_link(data: bytes, offset: int = 16) -> dict:
     info = a.get("linkinfo") or {}
     return {
         "index": index,
-        "name": a.get("ifname"),
+        "name": a["ifname"],
         "kind": "loopback" if flags & IFF_LOOPBACK else info.get("kind") or "device",
         "link": a.get("link"),
         "link_nsid": a.get("link_netnsid"),

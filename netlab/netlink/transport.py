@@ -81,6 +81,8 @@ class NetlinkError(OSError):
     """A request the kernel refused (`errno` is the kernel's error, `detail` its own explanation if it gave
     one), or a reply that cannot be read."""
 
+    errno: int  # always set, by __init__ (OSError's may be None)
+
     def __init__(self, code: int, text: str | None = None, detail: str | None = None):
         super().__init__(code, text or os.strerror(code))
         self.detail = detail
