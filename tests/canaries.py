@@ -15,6 +15,7 @@ All their names start with `<p>u`, which no test topology uses.
 from __future__ import annotations
 
 import subprocess
+import time
 from typing import Any
 
 from conftest import ip_json, netns_names
@@ -49,8 +50,22 @@ class Canaries:
         self.p = lab.p
         for command in SETUP:
             lab.ip(*command.format(p=lab.p).split())
-        self.before = self.state()
+        self.before = self._settled()
         self.checks = 0
+
+    def _settled(self, timeout: float = 10.0) -> dict[str, dict[str, tuple[Any, ...]]]:
+        """Their state once the kernel has finished with them: the user's bridge gets its carrier when its
+        port is forwarding, and then an IPv6 link-local address, a moment after they are made (on a loaded
+        machine, after the first comparison: a signal suite once saw it as a change)."""
+        deadline = time.monotonic() + timeout
+        state = self.state()
+        while True:
+            time.sleep(0.2)
+            again = self.state()
+            carrier = "NO-CARRIER" not in again[f"{self.p}user"]["br0"][3]
+            if (again == state and carrier) or time.monotonic() > deadline:
+                return again
+            state = again
 
     def join(self, bridge: str) -> None:
         """Make the user's `<p>up0` a port of `bridge` (a root-namespace bridge of the topology)."""

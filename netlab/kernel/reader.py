@@ -64,7 +64,7 @@ class Reader:
                 info = rtnl.decode_link(message)
                 links[info["index"]] = info
         self.ns.taken.setdefault(ns, set()).update(links)
-        for kind, message in sock.dump(rtnl.RTM_GETADDR, rtnl.ifaddr(socket.AF_UNSPEC, 0, 0)):
+        for kind, message in sock.dump(rtnl.RTM_GETADDR, rtnl.addr_dump_request()):
             got = rtnl.decode_address(message) if kind == rtnl.RTM_NEWADDR else None
             if got is None:
                 continue

@@ -198,7 +198,12 @@ def _mac(mac: bytes | None) -> str | None:
 # --- replies --------------------------------------------------------------------------------------------
 
 def link_dump_request() -> bytes:
-    return message(IFINFOMSG, {}, LINK, {"ext_mask": RTEXT_FILTER_SKIP_STATS})
+    return _LINK_DUMP
+
+
+def addr_dump_request() -> bytes:
+    """RTM_GETADDR dump of every family."""
+    return _ADDR_DUMP
 
 
 def link_by_name(name: str) -> Request:
@@ -206,6 +211,10 @@ def link_by_name(name: str) -> Request:
     body = message(IFINFOMSG, {}, LINK, {"ifname": name, "ext_mask": RTEXT_FILTER_SKIP_STATS})
     return Request(RTM_GETLINK, 0, body)
 
+
+# Sent once per namespace read: built once.
+_LINK_DUMP = message(IFINFOMSG, {}, LINK, {"ext_mask": RTEXT_FILTER_SKIP_STATS})
+_ADDR_DUMP = ifaddr(socket.AF_UNSPEC, 0, 0)
 
 # A link message carries some forty attributes; only these are decoded.
 _LINK_READ = frozenset({"address", "ifname", "mtu", "link", "master", "linkinfo", "ifalias", "link_netnsid"})
@@ -252,12 +261,12 @@ def decode_link(data: bytes, offset: int = 16) -> LinkInfo:
 
 def decode_address(data: bytes, offset: int = 16) -> tuple[int, int, bytes, int, int] | None:
     """(link index, family, packed address, prefix length, flags) of an RTM_NEWADDR message."""
-    h = IFADDRMSG.decode(data, offset)
+    family, prefixlen, flags, _, index = IFADDRMSG.unpack_from(data, offset)  # no dict for the header
     a = ADDR.decode(data, offset + IFADDRMSG.size)
     packed = a.get("local") or a.get("address")
     if packed is None:
         return None
-    return h["index"], h["family"], packed, h["prefixlen"], a.get("flags", h["flags"])
+    return index, family, packed, prefixlen, a.get("flags", flags)
 
 
 def nsid_request(fd: int) -> bytes:
