@@ -56,7 +56,6 @@ class Kind:
     """Other links of the namespace may name it as their `master`."""
     mtu_at_create: ClassVar[bool] = True
     """False where an MTU given in RTM_NEWLINK does not stick, so it is set by a request of its own."""
-    manages_addresses: ClassVar[bool] = True
 
     def check(self, topology: Topology, problems: list[Problem]) -> None:
         """Add the problems of this kind's links that span fields or interfaces (no line numbers)."""

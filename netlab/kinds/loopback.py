@@ -9,4 +9,3 @@ from .base import Kind
 
 class Loopback(Kind):
     name = "loopback"
-    manages_addresses = False
