@@ -5,14 +5,47 @@ wraps it (to inject a fault at step k), and later a pytest plugin or a remote ho
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence, Set
-from typing import Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import KernelError
 from .plan import Step
-from .state import State
+from .state import HOST, RouteKey, State
+
+if TYPE_CHECKING:
+    from .model import Topology
 
 Results = list[tuple[int, KernelError | None]]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What to read from the kernel for a topology: its namespaces, its root-namespace links, and (always)
+    everything that carries its mark; the sysctls it declares per namespace (paths; an interface part of
+    '*' means every interface's), and the keys of its root-namespace routes (a route of the host with one
+    of them is read, to be reported as a CONFLICT)."""
+
+    topology: str
+    namespaces: frozenset[str]
+    host_links: frozenset[str]
+    sysctls: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    host_routes: frozenset[RouteKey] = frozenset()
+
+    @classmethod
+    def of(cls, topo: Topology, want: State | None = None) -> Scope:
+        """The scope of `topo`, whose desired State (`want`) is computed if not given."""
+        from . import sysctls
+        from .model import desired
+
+        want = want if want is not None else desired(topo)
+        keys = {}
+        for name, ns in want.namespaces.items():
+            if ns.sysctls:
+                keys[name] = frozenset(ns.sysctls) | {sysctls.CLOBBERS[p] for p in ns.sysctls if p in sysctls.CLOBBERS}
+        host = topo.namespaces.get(HOST)
+        return cls(topo.name, frozenset(topo.namespaces) - {HOST}, frozenset(host.interfaces) if host else frozenset(),
+                   keys, frozenset(want.namespaces[HOST].routes))
 
 
 class Executor(Protocol):
@@ -27,10 +60,11 @@ class Executor(Protocol):
 class Adapter(Executor, Protocol):
     """What the library needs of a kernel: running steps, reading the live state, and tidying up."""
 
-    def observe(self, topology: str, namespaces: Set[str], host_links: Set[str]) -> State:
-        """The live State of `namespaces` (those that exist), of every namespace marked as `topology`'s,
-        and of the root namespace's links named in `host_links` or marked as `topology`'s (with the
-        user's links that depend on them)."""
+    def observe(self, scope: Scope) -> State:
+        """The live State of the scope's namespaces (those that exist), of every namespace marked as its
+        topology's, and of the root namespace's links named in its `host_links` or marked as the
+        topology's (with the user's links that depend on them); with their routes and the sysctls it
+        names."""
 
     def remove_empty_mount_points(self, names: Iterable[str]) -> None:
         """Remove /run/netns files of these names that are empty and not namespaces (an interrupted

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .adapter import Scope
 from .errors import ConflictError, NotConverged, PrivilegeError
 from .model import Topology, desired, load
 from .plan import Plan
@@ -42,22 +42,6 @@ def require_privileges() -> None:
             f"missing capability {' and '.join(missing)}: netlab needs CAP_NET_ADMIN to change links and "
             "CAP_SYS_ADMIN to enter and create network namespaces; run it as root (e.g. with sudo). "
             "'netlab validate' needs neither.")
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What to read from the kernel for a topology: its namespaces, its root-namespace links, and
-    (always) everything that carries its mark."""
-
-    topology: str
-    namespaces: frozenset[str]
-    host_links: frozenset[str]
-
-    @classmethod
-    def of(cls, topo: Topology) -> Scope:
-        host = topo.namespaces.get(HOST)
-        return cls(topo.name, frozenset(topo.namespaces) - {HOST},
-                   frozenset(host.interfaces) if host else frozenset())
 
 
 def _kernel() -> Adapter:
@@ -91,7 +75,7 @@ def _adapter() -> Iterator[Adapter]:
 
 
 def _observe(kernel: Adapter, scope: Scope) -> State:
-    return kernel.observe(scope.topology, set(scope.namespaces), set(scope.host_links))
+    return kernel.observe(scope)
 
 
 def validate(path: str) -> Topology:
@@ -102,7 +86,8 @@ def diff(topo: Topology) -> Plan:
     """What apply would do. Reads the kernel, never writes, never waits for the lock."""
     require_privileges()
     with _adapter() as kernel:
-        return _read_and_plan(kernel, Scope.of(topo), desired(topo), topo.name, concurrent=True)[1]
+        want = desired(topo)
+        return _read_and_plan(kernel, Scope.of(topo, want), want, topo.name, concurrent=True)[1]
 
 
 SETTLE_SECONDS = 2.0
@@ -155,7 +140,8 @@ def apply(topo: Topology, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, force: boo
     """Make the kernel match the topology; roll back on failure. Returns the plan that was applied.
     `force`: a namespace the topology no longer has may be deleted with links in it that are not the
     topology's (otherwise that is a CONFLICT)."""
-    return _converge("apply", topo.name, desired(topo), Scope.of(topo), lock_timeout, force=force)
+    want = desired(topo)
+    return _converge("apply", topo.name, want, Scope.of(topo, want), lock_timeout, force=force)
 
 
 def destroy(topo: Topology | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, force: bool = False) -> Plan:

@@ -146,14 +146,22 @@ def _change(command: str, file: str, output: Output, lock_timeout: float, force:
 def show(file: str = FileArg, output: Output = OutputOpt) -> None:
     """Print the live state of what the topology concerns. Never writes."""
     _, state = _call("show", file, output)
-    data = state.to_dict()
-    lines = []
-    for ns, body in data.items():
-        lines.append(f"{ns}" + (f"  (owner: {body['owner']})" if body.get("owner") else ""))
-        for name, link in body["links"].items():
-            attrs = ", ".join(f"{k}: {v}" for k, v in link.items())
-            lines.append(f"  {name}: {attrs}")
-    _emit(output, lambda: "\n".join(lines), lambda: {"command": "show", "state": data})
+
+    def text() -> str:
+        lines = []
+        for ns, body in state.to_dict().items():
+            lines.append(f"{ns}" + (f"  (owner: {body['owner']})" if body.get("owner") else ""))
+            for name, link in body["links"].items():
+                attrs = ", ".join(f"{k}: {v}" for k, v in link.items())
+                lines.append(f"  {name}: {attrs}")
+            for _, route in sorted(state.namespaces[ns].routes.items()):
+                owner = f"  (owner: {route.owner})" if route.owner else "  (not netlab's)"
+                lines.append(f"  route {route.label}: {route.summary()}{owner}")
+            for name, value in body.get("sysctls", {}).items():
+                lines.append(f"  sysctl {name} = {value}")
+        return "\n".join(lines)
+
+    _emit(output, text, lambda: {"command": "show", "state": state.to_dict()})
 
 
 _drift = False

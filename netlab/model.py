@@ -16,16 +16,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, Union
 
 import yaml
-from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError as PydanticValidationError
+from pydantic import (
+    AfterValidator,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError as PydanticValidationError,
+    model_validator,
+)
 from yaml.constructor import SafeConstructor
 
+from . import routes as routing, sysctls
 from .errors import Problem, ValidationError
 from .kinds import DECLARABLE, KINDS, SPECS, Kind
 from .kinds.base import LinkSpec, Strict
 from .names import interface_name_problem, namespace_name_problem, topology_name_problem
+from .routes import NexthopSpec, RouteSpec
 from .state import HOST, LOOPBACK, Link, Namespace, State
 
-MAX_FILE_BYTES = 1 << 20
+MAX_FILE_BYTES = 4 << 20  # a chain of 300 routers, each with a route to every subnet: 1.3 MiB
 MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
 Path = tuple[str | int, ...]  # a field's place in the file: keys and list positions
@@ -62,13 +71,26 @@ else:
     # One schema per kind, chosen by `kind:` (the registry lists them): each kind has its own options.
     # A Union of a tuple built at run time has no `X | Y` spelling, hence the noqa.
     InterfaceSpec = Annotated[
-        Union[tuple(Annotated[SPECS[name], Tag(name)] for name in DECLARABLE)],  # noqa: UP007
+        Union[tuple(Annotated[spec, Tag(name)] for name, spec in SPECS.items())],  # noqa: UP007
         Discriminator(_kind_of),
     ]
 
 
 class NamespaceSpec(Strict):
     interfaces: dict[IfName, InterfaceSpec] = Field(default_factory=dict)
+    routes: list[RouteSpec] = Field(default_factory=list)
+    sysctls: dict[str, Any] = Field(default_factory=dict)  # values checked by sysctls.check
+    forwarding: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lo_is_loopback(cls, data: Any) -> Any:
+        """`lo` is declared by its name: its options are checked as the loopback kind's."""
+        if isinstance(data, dict) and isinstance(data.get("interfaces"), dict):
+            lo = data["interfaces"].get(LOOPBACK)
+            if isinstance(lo, dict) and "kind" not in lo:
+                data = {**data, "interfaces": {**data["interfaces"], LOOPBACK: {**lo, "kind": "loopback"}}}
+        return data
 
 
 class Topology(Strict):
@@ -222,7 +244,7 @@ def _from_pydantic(err: Any, doc: _Document, file: str) -> Problem:
     what = err["type"]
     msg = err["msg"].removeprefix("Value error, ")
     if what == "extra_forbidden":
-        msg = _unknown_field(str(loc[-1]), len(loc) - 1, kind)
+        msg = _unknown_field(str(loc[-1]), loc, kind)
     elif what == "union_tag_invalid":
         loc += ("kind",)
         named = err["input"].get("kind")
@@ -238,9 +260,11 @@ def _from_pydantic(err: Any, doc: _Document, file: str) -> Problem:
     return Problem(loc, msg, _line(doc, loc), file)
 
 
-def _unknown_field(field: str, depth: int, kind: str | None) -> str:
-    by_depth: dict[int, type[Strict]] = {0: Topology, 2: NamespaceSpec}
-    model = by_depth.get(depth) if kind is None else KINDS[kind].spec
+def _unknown_field(field: str, loc: Path, kind: str | None) -> str:
+    by_place: dict[tuple[str | None, int], type[Strict]] = {
+        (None, 1): Topology, (None, 3): NamespaceSpec, ("routes", 5): RouteSpec, ("routes", 7): NexthopSpec}
+    section = loc[2] if len(loc) > 2 and isinstance(loc[2], str) else None
+    model = by_place.get((section if section == "routes" else None, len(loc))) if kind is None else KINDS[kind].spec
     fields = list(model.model_fields) if model else []
     owners = [name for name in DECLARABLE if field in SPECS[name].model_fields]
     if kind is not None and owners:
@@ -262,14 +286,13 @@ def check(topo: Topology) -> list[Problem]:
     for ns, nspec in topo.namespaces.items():
         for name, spec in nspec.interfaces.items():
             at = ("namespaces", ns, "interfaces", name)
-            if name == LOOPBACK:
-                problems.append(Problem(at, "lo is managed by netlab (always up); it cannot be declared"))
-                continue
             if spec.master is not None:
                 _check_master(topo, ns, name, spec, at + ("master",), problems)
             if spec.mac is not None:
                 _check_mac(spec.mac, at + ("mac",), problems)
         _check_addresses(ns, nspec, problems)
+        routing.routes(ns, nspec, problems)
+        sysctls.check(ns, nspec, problems)
     return problems
 
 
@@ -361,8 +384,12 @@ def desired(topo: Topology) -> State:
         nspec = topo.namespaces.get(ns, NamespaceSpec())
         links: dict[str, Link] = {}
         if ns != HOST:
-            links[LOOPBACK] = Link(LOOPBACK, "loopback", addresses=None, up=True)
+            links[LOOPBACK] = Link(LOOPBACK, "loopback", addresses=frozenset(), up=True)
         for name, spec in nspec.interfaces.items():
+            if name == LOOPBACK:
+                links[LOOPBACK] = Link(LOOPBACK, "loopback", up=True,
+                                       addresses=frozenset(normalize_address(a) for a in spec.addresses))
+                continue
             peer = peers.get((ns, name))
             links[name] = Link(
                 name=name,
@@ -375,5 +402,7 @@ def desired(topo: Topology) -> State:
                 mac=spec.mac.lower() if spec.mac else None,
                 owner=topo.name,
             )
-        namespaces[ns] = Namespace(ns, None if ns == HOST else topo.name, links)
+        routes = routing.routes(ns, nspec, [], owner=topo.name)
+        namespaces[ns] = Namespace(ns, None if ns == HOST else topo.name, links, routes,
+                                   sysctls.desired(ns, nspec))
     return State(namespaces)

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .state import Link
+from .state import Link, Route, sysctl_name
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: routes and sysctls; each change says what it is about ("object")
 
-# Kernel operations, in symmetric pairs.
+# Kernel operations, in symmetric pairs (set_sysctl and replace_route are their own inverse).
 OPS = frozenset({"create_netns", "delete_netns", "create_link", "delete_link", "add_address", "delete_address",
-                 "set_master", "clear_master", "set_up", "set_down", "set_mtu", "set_mac"})
+                 "set_master", "clear_master", "set_up", "set_down", "set_mtu", "set_mac",
+                 "add_route", "delete_route", "replace_route", "set_sysctl"})
+ROUTE_OPS = frozenset({"add_route", "delete_route", "replace_route"})
 
 
 class Action(Enum):
@@ -66,10 +68,12 @@ class NewLink:
 class Step:
     """One kernel operation.
 
-    `namespace` is where it happens (`host` for the root namespace); `name` is the link, or None for a
-    namespace step. `value` is what the step sets (an address, a master, an MTU, a MAC; for create_link a
-    NewLink; for delete_netns the links elsewhere that die with the namespace), `before` what was there
-    (for delete_link, a NewLink). `undo` is the steps that reverse this one.
+    `namespace` is where it happens (`host` for the root namespace); `name` is the link, the sysctl's
+    path (set_sysctl), or None for a namespace or route step. `value` is what the step sets (an address, a
+    master, an MTU, a MAC, a sysctl's value; for create_link a NewLink; for the route steps the Route, the
+    new one for replace_route; for delete_netns the links elsewhere that die with the namespace), `before`
+    what was there (for delete_link, a NewLink; for replace_route, the Route replaced; for set_sysctl, the
+    value, None where the object is new). `undo` is the steps that reverse this one.
     """
 
     op: str
@@ -85,10 +89,17 @@ class Step:
 
     @property
     def where(self) -> str:
+        if self.op == "set_sysctl":
+            return f"{self.namespace} {sysctl_name(self.name or '')}"
         return self.namespace if self.name is None else f"{self.namespace}/{self.name}"
 
     def describe(self) -> str:
         """The step alone, in words: how errors name it."""
+        if self.op in ROUTE_OPS:
+            route: Route = self.value
+            return f"route {self.namespace} {route.label} ({route.summary()})"
+        if self.op == "set_sysctl":
+            return f"sysctl {self.where} = {self.value}"
         if self.op in ("create_netns", "delete_netns"):
             return f"namespace {self.namespace}" + (f" ({self.detail()})" if self.value else "")
         if self.op in ("create_link", "delete_link"):
@@ -116,6 +127,12 @@ class Step:
             ) if part)
         if op == "create_netns":
             return ""
+        if op in ("add_route", "delete_route"):
+            return str(v.summary())
+        if op == "replace_route":
+            return f"{b.summary()} -> {v.summary()}"
+        if op == "set_sysctl":
+            return v if created or b is None else f"{b} -> {v}"
         if op in ("add_address", "delete_address"):
             return f"address {v}" if created else f"address {'+' if op == 'add_address' else '-'}{v}"
         if op in ("set_up", "set_down"):
@@ -132,7 +149,7 @@ class Step:
             d["name"] = self.name
         for key, value in (("value", self.value), ("before", self.before)):
             if value is not None:
-                d[key] = value.to_dict() if isinstance(value, NewLink) else value
+                d[key] = value.to_dict() if isinstance(value, (NewLink, Route)) else value
         d["description"] = self.describe()
         d["undo"] = [u.to_dict() for u in self.undo]
         return d
@@ -140,18 +157,24 @@ class Step:
 
 @dataclass(frozen=True)
 class Change:
-    """One object's change: a namespace (`name` None) or a link (for a veth pair, the end it is made
-    from), what happens to it, why, and the positions of its steps in the plan."""
+    """One object's change: what it is (`what`: a namespace, a link, for a veth pair the end it is made
+    from, a route or a sysctl), where, its name (a link's, a route's label, a sysctl's; None for a
+    namespace), what happens to it, why, and the positions of its steps in the plan."""
 
     action: Action
     namespace: str
     name: str | None
     steps: tuple[int, ...]
     reason: str = ""
+    what: str = "link"
 
     @property
     def subject(self) -> str:
-        return f"namespace {self.namespace}" if self.name is None else f"link {self.namespace}/{self.name}"
+        if self.name is None:
+            return f"namespace {self.namespace}"
+        if self.what == "link":
+            return f"link {self.namespace}/{self.name}"
+        return f"{self.what} {self.namespace} {self.name}"
 
     def describe(self, steps: tuple[Step, ...]) -> str:
         """One line: the object, then what its steps do, grouped by link (a pair's other end, a
@@ -164,7 +187,11 @@ class Change:
             if self.action is Action.REPLACE and step.op.startswith("delete_"):
                 continue  # what it was is in the reason; the line says what it will be
             detail = step.detail(created)
-            if self.name is None and step.name is not None:  # a namespace's lo
+            if self.what in ("route", "sysctl"):
+                parts.setdefault("", []).append(detail)
+            elif step.op == "set_sysctl":  # of a namespace or link made here
+                parts.setdefault("", []).append(f"{sysctl_name(step.name or '')} {detail}")
+            elif self.name is None and step.name is not None:  # a namespace's lo
                 parts.setdefault("", []).append(f"{step.name} {detail}")
             elif detail:
                 parts.setdefault(step.where if step.where != own else "", []).append(detail)
@@ -174,7 +201,8 @@ class Change:
         return f"{line}  # {self.reason}" if self.reason else line
 
     def to_dict(self, steps: tuple[Step, ...]) -> dict[str, Any]:
-        d: dict[str, Any] = {"action": self.action.word, "symbol": self.action.value, "namespace": self.namespace}
+        d: dict[str, Any] = {"action": self.action.word, "symbol": self.action.value,
+                             "object": "namespace" if self.name is None else self.what, "namespace": self.namespace}
         if self.name is not None:
             d["name"] = self.name
         if self.reason:

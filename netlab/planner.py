@@ -7,9 +7,13 @@ No netlink, no root, no I/O: every case is unit-testable with golden files. The 
   are ever changed or deleted; a foreign port on an owned bridge, or a foreign namespace, is never touched.
   A namespace is deleted with everything in it, so one that holds links that are not the topology's (or
   whose veths reach out to a user's link) is a CONFLICT too, unless `force` is given.
-- The plan is built in named phases, in this order (PHASES): shrink (delete addresses, clear masters, set
+- The plan is built in named phases, in this order (PHASES): unroute (delete routes that go, and those
+  the kernel would delete as a side effect of what follows), shrink (delete addresses, clear masters, set
   down), delete (links, namespaces), create (namespaces, then links kind by kind in the registry's order),
-  modify (MTU, MAC), grow (set masters, add addresses), up (bridges last).
+  sysctl (those that rewrite others first, per-interface ones last), modify (MTU, MAC), grow (set masters,
+  add addresses), up (bridges last), route (add and replace routes, once what they go through is there).
+  Routes are deleted first and added last so that each undo, run in reverse, finds what it needs: a route
+  put back finds its link and its gateway's subnet back.
 - A link is replaced (deleted, then created) when its kind changed or its kind says the change cannot be
   made in place (a veth whose peer changed).
 - Every step carries its undo, computed here from the live state.
@@ -17,16 +21,19 @@ No netlink, no root, no I/O: every case is unit-testable with golden files. The 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import ipaddress
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from . import sysctls
 from .errors import ConflictError
 from .kinds import KINDS, create_order, kind
 from .plan import Action, Change, NewLink, Plan, Step
-from .state import HOST, LOOPBACK, Link, Namespace, State, sorted_addresses, without_links
+from .state import HOST, LOOPBACK, Link, Namespace, Route, RouteKey, State, sorted_addresses, sysctl_name, without_links
 
 Key = tuple[str, str]  # (namespace, link name)
-Subject = tuple[str, str | None]  # what a change is about: (namespace, None) or a link's key
+Subject = tuple[str, str, str | None]  # what a change is about: ("namespace", ns, None), ("link", ns, name),
+# ("route", ns, label), ("sysctl", ns, name)
 
 GONE = "not in the topology"
 DESTROY = "destroy"
@@ -62,6 +69,8 @@ class _Work:
     subjects: list[Subject] = field(default_factory=list)  # per step, the change it is part of
     reasons: dict[Subject, str] = field(default_factory=dict)
     made_from: dict[Key, Key] = field(default_factory=dict)  # a created veth's other end -> the end it is made from
+    routes: dict[str, dict[RouteKey, Route]] = field(default_factory=dict)  # live routes of ours that stay
+    fresh_ns: set[str] = field(default_factory=set)  # namespaces created here
 
     def __post_init__(self) -> None:
         live, topology = self.live, self.topology
@@ -87,10 +96,10 @@ class _Work:
     def add(self, step: Step, subject: Subject | None = None, reason: str = "") -> None:
         if subject is None:
             if step.name is None or step.name == LOOPBACK:
-                subject = (step.namespace, None)
+                subject = ("namespace", step.namespace, None)
             else:
-                key = (step.namespace, step.name)
-                subject = self.made_from.get(key, key)
+                key = self.made_from.get((step.namespace, step.name), (step.namespace, step.name))
+                subject = ("link", *key)
         self.steps.append(step)
         self.subjects.append(subject)
         if reason:
@@ -114,15 +123,43 @@ class _Work:
         changes = []
         for subject, where in positions.items():
             ops = {self.steps[i].op for i in where}
-            created = bool(ops & {"create_link", "create_netns"})
-            deleted = bool(ops & {"delete_link", "delete_netns"})
+            created = bool(ops & {"create_link", "create_netns", "add_route"})
+            deleted = bool(ops & {"delete_link", "delete_netns", "delete_route"})
             action = (Action.REPLACE if created and deleted else Action.CREATE if created
                       else Action.DELETE if deleted else Action.UPDATE)
-            changes.append(Change(action, subject[0], subject[1], tuple(where), self.reasons.get(subject, "")))
+            changes.append(Change(action, subject[1], subject[2], tuple(where), self.reasons.get(subject, ""),
+                                  subject[0]))
         return Plan(self.topology, tuple(self.steps), tuple(changes))
 
 
 # --- phases ------------------------------------------------------------------------------------------------
+
+
+def _unroute(w: _Work) -> None:
+    """Delete the routes of ours that go: not in the topology, changed where a change in place could not
+    be undone, or about to be deleted by the kernel as a side effect of a later step (their link goes, or
+    goes down; the last IPv4 address of their link, or their source address, is deleted). What stays is
+    `w.routes`, which the route phase compares with the topology."""
+    for ns_name, have_ns in sorted(w.live.namespaces.items()):
+        if ns_name in w.gone_ns or (ns_name != HOST and have_ns.owner != w.topology):
+            continue
+        want_ns = w.desired.namespaces.get(ns_name)
+        want_routes = want_ns.routes if want_ns else {}
+        dying = _dying_routes(w, ns_name)
+        kept: dict[RouteKey, Route] = {}
+        for key, have in sorted(have_ns.routes.items()):
+            if have.owner != w.topology:
+                continue
+            want = want_routes.get(key)
+            why = dying.get(key) or (w.gone_reason if want is None else None)
+            if why is None and want is not None and want != have and not _holds_after(w, ns_name, have):
+                why = "changed, and the route it was could not be put back in place"
+            if why is None:
+                kept[key] = have
+                continue
+            w.add(Step("delete_route", ns_name, value=have, undo=(Step("add_route", ns_name, value=have),)),
+                  ("route", ns_name, have.label), why)
+        w.routes[ns_name] = kept
 
 
 def _shrink(w: _Work) -> None:
@@ -149,13 +186,15 @@ def _delete(w: _Work) -> None:
             w.add(step, subject, w.reason(step))
     rank = {ns: i for i, ns in enumerate(w.gone_ns)}
     foreign = _dying_foreign(w)
+    tails = _put_back_later(w, rank)
     for ns in w.gone_ns:
         # The links elsewhere that die with it (the adapter waits for them: their names are taken until
         # the kernel's teardown ends), and what in it is not the topology's (listed, with --force).
         ends = _dies_with(w.live.namespaces[ns], rank, w.doomed)
         before = {k: v for k, v in foreign[ns].items() if v}
         w.add(Step("delete_netns", ns, value=ends or None, before=before or None,
-                   undo=_rebuild_namespace(w.live, ns, rank, w.doomed, w.topology)), reason=w.gone_reason)
+                   undo=_rebuild_namespace(w.live, ns, rank, w.doomed, w.topology) + tuple(tails.get(ns, ()))),
+              reason=w.gone_reason)
     for step, subject in links:
         if kind(step.before.link.kind).is_master:
             w.add(step, subject, w.reason(step))
@@ -170,7 +209,8 @@ def _create(w: _Work) -> None:
             w.add(Step("create_netns", ns, undo=(
                 Step("delete_netns", ns, value=_dies_with(w.desired.namespaces[ns], {ns: 0}, {})),)))
             w.after = State({**w.after.namespaces, ns: Namespace(ns, w.topology, {
-                LOOPBACK: Link(LOOPBACK, "loopback", addresses=None, up=False)})})
+                LOOPBACK: Link(LOOPBACK, "loopback", addresses=frozenset(), up=False)})})
+            w.fresh_ns.add(ns)
     wanted = [(ns, want) for ns, want in _desired_links(w.desired) if w.after.link(ns, want.name) is None]
     for ns, want in sorted(wanted, key=lambda nw: create_order(nw[1].kind)):
         if (ns, want.name) in w.fresh:
@@ -182,6 +222,39 @@ def _create(w: _Work) -> None:
             w.fresh[(where, end.name)] = replace(_as_created(end), master=None, addresses=frozenset(), up=False)
             if (where, end.name) != (ns, want.name):
                 w.made_from[(where, end.name)] = (ns, want.name)
+
+
+def _sysctl(w: _Work) -> None:
+    """Write the sysctls that differ: those that make the kernel rewrite others first (their undo puts the
+    rewritten ones back too), then namespace-wide ones, then per-interface ones. A sysctl of a namespace or
+    interface made by this plan has no undo of its own: undoing the creation removes it."""
+    for ns_name, want_ns in sorted(w.desired.namespaces.items()):
+        if not want_ns.sysctls:
+            continue
+        have_ns = w.live.namespaces.get(ns_name) if ns_name not in w.fresh_ns else None
+        have_values: Mapping[str, str] = have_ns.sysctls if have_ns is not None else {}
+        for path in sorted(want_ns.sysctls, key=sysctls.write_order):
+            value = want_ns.sysctls[path]
+            iface = sysctls.interface_of(path)
+            subject: Subject = ("sysctl", ns_name, sysctl_name(path))
+            if have_ns is None:
+                subject, old = ("namespace", ns_name, None), None
+            elif iface is not None and (ns_name, iface) in w.fresh:
+                subject, old = ("link", *w.made_from.get((ns_name, iface), (ns_name, iface))), None
+            else:
+                old = have_values.get(path)
+                if old == value:
+                    continue
+            undo: tuple[Step, ...] = ()
+            if old is not None:
+                undo = (Step("set_sysctl", ns_name, path, old, before=value),)
+                pattern = sysctls.CLOBBERS.get(path)
+                if pattern is not None:
+                    head, tail = pattern.split("*")
+                    undo += tuple(Step("set_sysctl", ns_name, k, v) for k, v in sorted(have_values.items())
+                                  if k != path and k.startswith(head) and k.endswith(tail)
+                                  and (ns_name, k[len(head):-len(tail)]) not in w.removed)
+            w.add(Step("set_sysctl", ns_name, path, value, before=old, undo=undo), subject)
 
 
 def _modify(w: _Work) -> None:
@@ -222,7 +295,25 @@ def _up(w: _Work) -> None:
         w.add(Step("set_up", ns, want.name, undo=(Step("set_down", ns, want.name),)))
 
 
-PHASES: tuple[Callable[[_Work], None], ...] = (_shrink, _delete, _create, _modify, _grow, _up)
+def _route(w: _Work) -> None:
+    """Add the routes that are missing and replace, in place, those that differ. Routes through a device
+    only come first: a gateway may be reachable through one of them."""
+    for ns_name, want_ns in sorted(w.desired.namespaces.items(), key=lambda kv: (kv[0] != HOST, kv[0])):
+        have_routes = w.routes.get(ns_name, {})
+        for key, want in sorted(want_ns.routes.items(), key=lambda kv: (kv[1].via is not None or
+                                                                         bool(kv[1].nexthops), kv[0])):
+            have = have_routes.get(key)
+            subject: Subject = ("route", ns_name, want.label)
+            if have is None:
+                w.add(Step("add_route", ns_name, value=want, undo=(Step("delete_route", ns_name, value=want),)),
+                      subject)
+            elif have != want:
+                w.add(Step("replace_route", ns_name, value=want, before=have,
+                           undo=(Step("replace_route", ns_name, value=have, before=want),)), subject)
+
+
+PHASES: tuple[Callable[[_Work], None], ...] = (_unroute, _shrink, _delete, _create, _sysctl, _modify, _grow, _up,
+                                               _route)
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
@@ -263,6 +354,11 @@ def _refuse_conflicts(desired: State, live: State, topology: str) -> None:
             have = have_ns.links.get(lname)
             if want.kind != "loopback" and have is not None and have.owner != topology:
                 problems.append(f"link {name}/{lname} ({have.kind}) exists and {_made_by(have.owner)}")
+        for key, route in sorted(want_ns.routes.items()):
+            found = have_ns.routes.get(key)
+            if found is not None and found.owner != topology:
+                problems.append(f"route {name} {route.label} ({found.summary()}) exists and "
+                                f"{_made_by(found.owner)}")
     if problems:
         raise ConflictError(
             "refusing to touch objects that topology '" + topology + "' does not own; nothing was changed:\n  "
@@ -337,7 +433,8 @@ def _doomed_links(desired: State, live: State, topology: str, gone_ns: set[str])
 
 
 def _delete_link_steps(w: _Work) -> list[tuple[Step, Subject]]:
-    steps, done = [], set()
+    steps: list[tuple[Step, Subject]] = []
+    done: set[Key] = set()
     for key in sorted(w.doomed):
         if key in done:
             continue
@@ -351,15 +448,20 @@ def _delete_link_steps(w: _Work) -> list[tuple[Step, Subject]]:
         ports = sorted(lk.name for lk in w.live.namespaces[key[0]].links.values()
                        if lk.master == link.name and (key[0], lk.name) not in w.removed)
         # A pair is one change, named by the end it is made from (as a created pair is).
-        subject: Subject = min(key, link.peer, key=lambda k: _creation_order(*k)) if link.peer and peer else key
+        named = min(key, link.peer, key=lambda k: _creation_order(*k)) if link.peer and peer else key
+        ends = [key] + ([link.peer] if link.peer and peer else [])
+        own = [Step("set_sysctl", where, path, value) for where, name in ends
+               for path, value in sorted(w.live.namespaces[where].sysctls.items())
+               if sysctls.interface_of(path) == name]
         steps.append((Step("delete_link", key[0], link.name, before=NewLink(link, peer),
-                           undo=_rebuild_link(key[0], link, peer, ports)), subject))
+                           undo=_rebuild_link(key[0], link, peer, ports, own)), ("link", *named)))
     return steps
 
 
-def _rebuild_link(ns: str, link: Link, peer: Link | None, ports: Sequence[str] = ()) -> tuple[Step, ...]:
+def _rebuild_link(ns: str, link: Link, peer: Link | None, ports: Sequence[str] = (),
+                  settings: Sequence[Step] = ()) -> tuple[Step, ...]:
     """The steps that recreate a deleted link (both ends of a veth; a bridge with the `ports` it had) as
-    it was: the undo of its deletion."""
+    it was, with its per-interface sysctls (`settings`): the undo of its deletion."""
     if link.kind == "veth" and peer is None:
         return ()  # the other end is somewhere netlab cannot see; it cannot be recreated faithfully
     if peer is not None and link.peer and _creation_order(*link.peer) < _creation_order(ns, link.name):
@@ -374,6 +476,7 @@ def _rebuild_link(ns: str, link: Link, peer: Link | None, ports: Sequence[str] =
         if end.master:
             steps.append(Step("set_master", where, end.name, end.master))
     steps += [Step("set_master", ns, port, link.name) for port in ports]
+    steps += settings
     for where, end in ends:
         for addr in sorted_addresses(end.addresses or ()):
             steps.append(Step("add_address", where, end.name, addr))
@@ -423,4 +526,99 @@ def _rebuild_namespace(live: State, name: str, rank: dict[str, int], doomed: dic
     lo = ns.links.get(LOOPBACK)
     if lo is not None and lo.up:
         steps.append(Step("set_up", name, LOOPBACK))
+    if lo is not None:
+        steps += [Step("add_address", name, LOOPBACK, addr) for addr in sorted_addresses(lo.addresses or ())]
+    steps += [Step("set_sysctl", name, path, ns.sysctls[path]) for path in sorted(ns.sysctls, key=sysctls.write_order)
+              if sysctls.interface_of(path) is None]
     return tuple(steps)
+
+
+def _put_back_later(w: _Work, rank: dict[str, int]) -> dict[str, list[Step]]:
+    """The routes and per-interface sysctls of the namespaces that go, by the namespace whose undo puts
+    them back: the undo that rebuilds the link they need (a veth to a namespace removed earlier is rebuilt
+    by that namespace's undo, which runs later)."""
+    tails: dict[str, list[Step]] = {}
+
+    def rebuilt_by(ns: Namespace, devices: set[str]) -> str:
+        candidates = [ns.name]
+        for dev in devices:
+            link = ns.links.get(dev)
+            if link is not None and link.peer and link.peer[0] in rank:
+                candidates.append(link.peer[0])
+        return min(candidates, key=rank.__getitem__)
+
+    for name in w.gone_ns:
+        ns = w.live.namespaces[name]
+        for path, value in sorted(ns.sysctls.items()):
+            iface = sysctls.interface_of(path)
+            link = ns.links.get(iface) if iface else None
+            if link is not None and link.owner == w.topology and iface != LOOPBACK:
+                tails.setdefault(rebuilt_by(ns, {link.name}), []).append(Step("set_sysctl", name, path, value))
+        for route in sorted(ns.routes.values(), key=_route_order):
+            if route.owner == w.topology:
+                tails.setdefault(rebuilt_by(ns, route.devices()), []).append(Step("add_route", name, value=route))
+    return tails
+
+
+def _route_order(route: Route) -> tuple[bool, RouteKey]:
+    """Routes through a device alone first: a gateway may be reachable only through one of them."""
+    return route.via is not None or bool(route.nexthops), route.key
+
+
+def _dying_routes(w: _Work, ns_name: str) -> dict[RouteKey, str]:
+    """The routes of ours in a namespace that stays that the kernel will delete as a side effect of the
+    plan's other steps, with the reason: their link is deleted or goes down, their link (IPv4) loses its
+    last IPv4 address (the kernel then flushes its IPv4 routes), or their source address is deleted."""
+    have_ns = w.live.namespaces[ns_name]
+    why: dict[str, str] = {name: "is deleted" for name in have_ns.links if (ns_name, name) in w.removed}
+    no_ipv4: set[str] = set()
+    lost: set[str] = set()
+    for ns, want, have in w.staying:
+        if ns != ns_name:
+            continue
+        if have.up and not want.up:
+            why[want.name] = "goes down"
+        if want.addresses is not None and have.addresses is not None:
+            kept = have.addresses & want.addresses
+            lost.update(a.split("/")[0] for a in have.addresses - want.addresses)
+            if any(":" not in a for a in have.addresses) and not any(":" not in a for a in kept):
+                no_ipv4.add(want.name)
+    dying: dict[RouteKey, str] = {}
+    for key, route in have_ns.routes.items():
+        if route.owner != w.topology:
+            continue
+        for dev in sorted(route.devices()):
+            if dev in why:
+                dying[key] = f"through {dev}, which {why[dev]}"
+            elif route.family == 4 and dev in no_ipv4:
+                dying[key] = f"through {dev}, whose last IPv4 address is deleted"
+        if route.src in lost:
+            dying[key] = f"its source address {route.src} is deleted"
+    return dying
+
+
+def _holds_after(w: _Work, ns_name: str, route: Route) -> bool:
+    """Whether the kernel would take `route` back once the plan has run (so that replacing it in place
+    can be undone): its links are there and up, its gateways on their subnets, its source an address."""
+    want_ns = w.desired.namespaces.get(ns_name)
+    if want_ns is None:
+        return False
+    links = want_ns.links
+    if any(dev not in links or not links[dev].up for dev in route.devices()):
+        return False
+    ips = {ipaddress.ip_interface(a) for link in links.values() for a in link.addresses or ()}
+    if route.src is not None and ipaddress.ip_address(route.src) not in {i.ip for i in ips}:
+        return False
+    hops = [(h.via, h.dev, h.onlink) for h in route.nexthops] or [(route.via, route.dev, route.onlink)]
+    for via, dev, onlink in hops:
+        if via is None or onlink:
+            continue
+        gateway = ipaddress.ip_address(via)
+        if gateway.version == 6 and gateway.is_link_local:
+            continue
+        on_dev = {i.network for i in ips if dev is None or str(i) in (links[dev].addresses or ())}
+        on_dev |= {ipaddress.ip_network(r.to) for r in want_ns.routes.values()
+                   if r.via is None and not r.nexthops and r.dev == dev and r.type == "unicast"}
+        if not any(gateway in net for net in on_dev):
+            return False
+    return True

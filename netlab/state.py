@@ -17,6 +17,11 @@ HOST = "host"
 
 LOOPBACK = "lo"
 MARK_PREFIX = "netlab:"
+MAIN_TABLE = 254
+ROUTE_PROTOCOL = 201
+"""The rtm_protocol that marks the routes netlab makes (a route has no alias). No routing daemon or kernel
+component known to us uses 201: the kernel's own are 0-4 and 8-18, babel 42, openr 99, FRR's 186-198,
+Calico's 80. docs/design.md has the rt_protos.d entry that makes `ip route` print `proto netlab`."""
 
 
 def mark(topology: str) -> str:
@@ -70,13 +75,140 @@ class Link:
         return d
 
 
+RouteKey = tuple[int, str, int]
+"""What identifies a route to the kernel, in both families: (table, destination prefix, metric)."""
+
+
+@dataclass(frozen=True)
+class Nexthop:
+    """One path of a multipath route."""
+
+    via: str | None = None
+    dev: str | None = None
+    weight: int = 1
+    onlink: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {k: v for k, v in (("via", self.via), ("dev", self.dev)) if v is not None}
+        if self.weight != 1:
+            d["weight"] = self.weight
+        if self.onlink:
+            d["onlink"] = True
+        return d
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route, normalized as the kernel reads it back: `to` a network ("0.0.0.0/0", "::/0"), the metric
+    the kernel gives it (IPv6: 1024 when none is asked for), `dev` the interface the kernel chose (a
+    topology's gateway routes get theirs from the model) and None for blackhole, unreachable and
+    prohibit. `owner` is the topology whose mark (ROUTE_PROTOCOL, and in `host` a link of that topology)
+    it carries, or None for a route somebody else made."""
+
+    to: str
+    metric: int = 0
+    table: int = MAIN_TABLE
+    type: str = "unicast"
+    via: str | None = None
+    dev: str | None = None
+    src: str | None = None
+    onlink: bool = False
+    mtu: int | None = None
+    nexthops: tuple[Nexthop, ...] = ()
+    owner: str | None = None
+
+    @property
+    def key(self) -> RouteKey:
+        return self.table, self.to, self.metric
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.to else 4
+
+    @property
+    def label(self) -> str:
+        """How the route is named in a plan: its destination, and its metric and table when they are not
+        the kernel's defaults."""
+        text = "default" if self.to == "0.0.0.0/0" else self.to
+        if self.metric != (1024 if self.family == 6 else 0):
+            text += f" metric {self.metric}"
+        if self.table != MAIN_TABLE:
+            text += f" table {self.table}"
+        return text
+
+    def devices(self) -> set[str]:
+        """The interfaces the route goes through: the kernel removes it when one of them goes."""
+        devs = {hop.dev for hop in self.nexthops if hop.dev}
+        if self.dev:
+            devs.add(self.dev)
+        return devs
+
+    def summary(self) -> str:
+        """What the route does, as `ip route` says it: 'via 10.0.1.1 dev eth0 metric 100'."""
+        parts = [] if self.type == "unicast" else [self.type]
+        if self.via:
+            parts.append(f"via {self.via}")
+        if self.dev:
+            parts.append(f"dev {self.dev}")
+        for hop in self.nexthops:
+            parts.append("nexthop " + " ".join(f"{k} {v}" for k, v in hop.to_dict().items()))
+        if self.src:
+            parts.append(f"src {self.src}")
+        if self.onlink:
+            parts.append("onlink")
+        if self.mtu is not None:
+            parts.append(f"mtu {self.mtu}")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"to": self.to, "metric": self.metric}
+        if self.table != MAIN_TABLE:
+            d["table"] = self.table
+        if self.type != "unicast":
+            d["type"] = self.type
+        for name in ("via", "dev", "src", "mtu"):
+            if getattr(self, name) is not None:
+                d[name] = getattr(self, name)
+        if self.onlink:
+            d["onlink"] = True
+        if self.nexthops:
+            d["nexthops"] = [hop.to_dict() for hop in self.nexthops]
+        if self.owner is not None:
+            d["owner"] = self.owner
+        return d
+
+
+def route_from_dict(d: dict[str, Any]) -> Route:
+    """The inverse of Route.to_dict()."""
+    return Route(to=d["to"], metric=d.get("metric", 1024 if ":" in d["to"] else 0), table=d.get("table", MAIN_TABLE),
+                 type=d.get("type", "unicast"), via=d.get("via"), dev=d.get("dev"), src=d.get("src"),
+                 onlink=d.get("onlink", False), mtu=d.get("mtu"),
+                 nexthops=tuple(Nexthop(h.get("via"), h.get("dev"), h.get("weight", 1), h.get("onlink", False))
+                                for h in d.get("nexthops", ())),
+                 owner=d.get("owner"))
+
+
+def sysctl_name(path: str) -> str:
+    """A sysctl as people write it: 'net.ipv4.ip_forward'; in the slash form where a part has a dot (an
+    interface called eth0.10): 'net/ipv4/conf/eth0.10/rp_filter'."""
+    parts = path.split("/")
+    return path if any("." in p for p in parts) else ".".join(parts)
+
+
 @dataclass(frozen=True)
 class Namespace:
-    """A network namespace: `host` for the root one. `owner` is the topology marked on its `lo`."""
+    """A network namespace: `host` for the root one. `owner` is the topology marked on its `lo`.
+
+    `routes` are the routes netlab compares (not the kernel's own: connected subnets, local and multicast
+    tables), by key; `sysctls` the values of the sysctls a topology declares there (and of those that
+    writing them changes), by path under /proc/sys ('net/ipv4/ip_forward'), as the kernel prints them
+    with runs of whitespace made one space."""
 
     name: str
     owner: str | None = None
     links: Mapping[str, Link] = field(default_factory=dict)
+    routes: Mapping[RouteKey, Route] = field(default_factory=dict)
+    sysctls: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,20 +220,28 @@ class State:
         return ns.links.get(name) if ns else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            ns.name: {
-                **({"owner": ns.owner} if ns.owner else {}),
-                "links": {name: link.to_dict() for name, link in sorted(ns.links.items())},
-            }
-            for ns in sorted(self.namespaces.values(), key=lambda n: (n.name != HOST, n.name))
-        }
+        out: dict[str, Any] = {}
+        for ns in sorted(self.namespaces.values(), key=lambda n: (n.name != HOST, n.name)):
+            body: dict[str, Any] = {"owner": ns.owner} if ns.owner else {}
+            body["links"] = {name: link.to_dict() for name, link in sorted(ns.links.items())}
+            if ns.routes:
+                body["routes"] = [route.to_dict() for _, route in sorted(ns.routes.items())]
+            if ns.sysctls:
+                body["sysctls"] = {sysctl_name(k): v for k, v in sorted(ns.sysctls.items())}
+            out[ns.name] = body
+        return out
 
 
 def state_from_dict(data: dict[str, Any]) -> State:
     """The inverse of State.to_dict(): for saved snapshots and golden test files."""
-    return State({ns: Namespace(ns, body.get("owner"), {name: link_from_dict(name, d)
-                                                        for name, d in (body.get("links") or {}).items()})
-                  for ns, body in data.items()})
+    result = {}
+    for ns, body in data.items():
+        routes = [route_from_dict(d) for d in body.get("routes") or ()]
+        sysctls = {k.replace(".", "/") if "/" not in k else k: str(v) for k, v in (body.get("sysctls") or {}).items()}
+        result[ns] = Namespace(ns, body.get("owner"), {name: link_from_dict(name, d)
+                                                      for name, d in (body.get("links") or {}).items()},
+                               {r.key: r for r in routes}, sysctls)
+    return State(result)
 
 
 def link_from_dict(name: str, d: dict[str, Any]) -> Link:
@@ -171,6 +311,22 @@ def differences(before: State, after: State) -> list[str]:
                 for f in ("kind", "peer", "master", "addresses", "up", "mtu", "mac", "owner"):
                     if getattr(bl, f) != getattr(al, f):
                         out.append(f"link {name}/{lname}: {f} {_show(getattr(bl, f))} -> {_show(getattr(al, f))}")
+        # Routes the topology made; a user's route through a link that a rollback rebuilds is the kernel's
+        # loss (it deletes routes with their link), not netlab's to restore.
+        b_routes = {k: r for k, r in b.routes.items() if r.owner is not None}
+        a_routes = {k: r for k, r in a.routes.items() if r.owner is not None}
+        for key in sorted(set(b_routes) | set(a_routes)):
+            br, ar = b_routes.get(key), a_routes.get(key)
+            if br is None:
+                assert ar is not None
+                out.append(f"route {name} {ar.label} exists (it did not before)")
+            elif ar is None:
+                out.append(f"route {name} {br.label} is missing (it existed before)")
+            elif br != ar:
+                out.append(f"route {name} {br.label}: {br.summary()} -> {ar.summary()}")
+        for path in sorted(set(b.sysctls) | set(a.sysctls)):
+            if b.sysctls.get(path) != a.sysctls.get(path):
+                out.append(f"sysctl {name} {sysctl_name(path)}: {b.sysctls.get(path)} -> {a.sysctls.get(path)}")
     return out
 
 

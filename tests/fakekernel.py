@@ -72,7 +72,7 @@ class FakeKernel:
     def create_netns(self, step, topology):
         if step.namespace in self.ns:
             raise KernelError("exists", errno.EEXIST)
-        self.ns[step.namespace] = {LOOPBACK: Link(LOOPBACK, "loopback", addresses=None, up=False,
+        self.ns[step.namespace] = {LOOPBACK: Link(LOOPBACK, "loopback", addresses=frozenset(), up=False,
                                                   owner=topology)}
         self.owner[step.namespace] = topology
 
@@ -132,14 +132,14 @@ class FakeKernel:
 
     def add_address(self, step, topology):
         link = self._get(step.namespace, step.name)
-        assert link.addresses is not None, "no plan adds an address to lo (its addresses are not managed)"
+        assert link.addresses is not None, "a link whose addresses are not read has none added"
         if step.value in link.addresses:
             raise KernelError("exists", errno.EEXIST)
         self._put(step.namespace, replace(link, addresses=link.addresses | {step.value}))
 
     def delete_address(self, step, topology):
         link = self._get(step.namespace, step.name)
-        assert link.addresses is not None, "no plan deletes an address of lo (its addresses are not managed)"
+        assert link.addresses is not None, "a link whose addresses are not read has none deleted"
         self._put(step.namespace, replace(link, addresses=link.addresses - {step.value}))
 
 

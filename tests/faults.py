@@ -14,9 +14,9 @@ Used with `netlab.api.using(lambda: Faulty(...))`; nothing private of the adapte
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Iterable, Sequence
 
-from netlab.adapter import Results
+from netlab.adapter import Results, Scope
 from netlab.errors import KernelError
 from netlab.kernel import Kernel
 from netlab.plan import Step
@@ -34,8 +34,8 @@ class Faulty:
         self.inner = Kernel()
         self.fail_at, self.code, self.calls = set(fail_at), code, 0
 
-    def observe(self, topology: str, namespaces: Set[str], host_links: Set[str] = frozenset()) -> State:
-        return self.inner.observe(topology, namespaces, host_links)
+    def observe(self, scope: Scope) -> State:
+        return self.inner.observe(scope)
 
     def remove_empty_mount_points(self, names: Iterable[str]) -> None:
         self.inner.remove_empty_mount_points(names)

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from netlab import api, cli
+from netlab.adapter import Scope
 from netlab.errors import RollbackIncomplete, RolledBack
 from netlab.kernel import Kernel
 from netlab.model import Topology, load
@@ -43,7 +44,7 @@ def the_plan(run: str, topo: Topology) -> Plan:
     if run == "apply":
         return api.diff(topo)
     with Kernel() as kernel:
-        live = api._observe(kernel, api.Scope(topo.name, frozenset(), frozenset()))
+        live = api._observe(kernel, Scope(topo.name, frozenset(), frozenset()))
     return make_plan(State({HOST: Namespace(HOST)}), live, topo.name, destroy=True)
 
 

@@ -5,10 +5,13 @@ import glob
 import pytest
 
 from netlab.errors import ValidationError
-from netlab.model import desired, load, loads
+from netlab.model import MAX_FILE_BYTES, desired, load, loads
 
 GOOD_HEAD = "name: t\nnamespaces:\n"
 
+# A namespace with a veth looped to itself (e0 10.0.0.1/24, e1), and the start of its routes (line 8)
+ROUTED = GOOD_HEAD + ("  n0:\n    interfaces:\n      e0: {kind: veth, peer: n0/e1, addresses: [10.0.0.1/24]}\n"
+                      "      e1: {}\n    routes:\n      - ")
 BAD = [
     # (case, text, expected line, expected substrings)
     ("invalid yaml", "name: [a\n", 2, ["invalid YAML"]),
@@ -69,7 +72,35 @@ BAD = [
     ("alias", "name: &a t\nnamespaces: {x: *a}\n", 1, ["anchors and aliases"]),
     ("not a mapping", "- a\n- b\n", 1, ["top level must be a mapping"]),
     ("empty", "", None, ["empty"]),
-    ("lo declared", GOOD_HEAD + "  n0:\n    interfaces:\n      lo: {kind: bridge}\n", 5, ["lo is managed"]),
+    ("lo with a kind", GOOD_HEAD + "  n0:\n    interfaces:\n      lo: {kind: bridge}\n", 5, ["leave out its kind"]),
+    ("lo mtu", GOOD_HEAD + "  n0:\n    interfaces:\n      lo: {mtu: 9000}\n", 5, ["only its addresses"]),
+    ("lo kernel address", GOOD_HEAD + "  n0:\n    interfaces:\n      lo: {addresses: [127.0.0.1/8]}\n", 5,
+     ["lo's own"]),
+    ("lo in host", GOOD_HEAD + "  host:\n    interfaces:\n      lo: {addresses: [10.9.9.9/32]}\n", 5, ["host's"]),
+    ("route bad prefix", ROUTED + "{to: 10.1.0.0/33, dev: e0}\n", 8, ["not a prefix"]),
+    ("route host bits", ROUTED + "{to: 10.1.0.1/16, dev: e0}\n", 8, ["host bits set", "10.1.0.0/16"]),
+    ("route gateway family", ROUTED + "{to: 10.1.0.0/16, via: '2001:db8::1'}\n", 8, ["IPv6 gateway for an IPv4 route"]),
+    ("route unknown type", ROUTED + "{to: 10.1.0.0/16, type: blackholes}\n", 8, ["routes.0.type", "blackhole"]),
+    ("route unknown field", ROUTED + "{to: 10.1.0.0/16, gw: 10.0.0.2}\n", 8, ["unknown field 'gw'", "via"]),
+    ("route dev elsewhere", ROUTED + "{to: 10.1.0.0/16, dev: n1/eth0}\n", 8, ["another namespace"]),
+    ("route dev unknown", ROUTED + "{to: 10.1.0.0/16, dev: eth7}\n", 8, ["not an interface of namespace"]),
+    ("route unreachable gw", ROUTED + "{to: 10.1.0.0/16, via: 10.9.0.1}\n", 8, ["not reachable"]),
+    ("route duplicate", ROUTED + "{to: 10.1.0.0/16, dev: e0}\n      - {to: 10.1.0.0/16, via: 10.0.0.2}\n", 9,
+     ["already declared"]),
+    ("route ipv6 duplicate", ROUTED + "{to: '2001:db8:9::/64', dev: e0}\n      - {to: '2001:db8:9::/64', dev: e1}\n", 9,
+     ["multipath"]),
+    ("route connected", ROUTED + "{to: 10.0.0.0/24, dev: e0}\n", 8, ["the kernel makes the route"]),
+    ("route blackhole via", ROUTED + "{to: 10.1.0.0/16, type: blackhole, via: 10.0.0.2}\n", 8, ["no via"]),
+    ("route src not ours", ROUTED + "{to: 10.1.0.0/16, via: 10.0.0.2, src: 10.0.0.9}\n", 8, ["not an address"]),
+    ("route host foreign dev", GOOD_HEAD + "  host:\n    routes:\n      - {to: 10.1.0.0/16, dev: eth0}\n", 5,
+     ["not an interface"]),
+    ("sysctl not net", GOOD_HEAD + "  n0:\n    sysctls: {kernel.pid_max: 100}\n", 4, ["not a network sysctl"]),
+    ("sysctl bool", GOOD_HEAD + "  n0:\n    sysctls: {net.ipv4.ip_forward: true}\n", 4, ["number or a string"]),
+    ("sysctl list", GOOD_HEAD + "  n0:\n    sysctls: {net.ipv4.ip_forward: [1]}\n", 4, ["number or a string"]),
+    ("sysctl host", GOOD_HEAD + "  host:\n    sysctls: {net.ipv4.ip_forward: 1}\n", 4, ["root namespace's sysctls"]),
+    ("sysctl other iface", GOOD_HEAD + "  n0:\n    sysctls: {net.ipv4.conf.eth0.rp_filter: 0}\n", 4,
+     ["does not declare"]),
+    ("forwarding host", GOOD_HEAD + "  host:\n    forwarding: true\n", 4, ["root namespace's sysctls"]),
     ("bad topology name", "name: 'a b'\n", 1, ["topology name"]),
 ]
 
@@ -100,7 +131,7 @@ def test_binary_junk_and_huge_files_are_rejected(tmp_path):
     with pytest.raises(ValidationError, match="not UTF-8"):
         load(str(junk))
     huge = tmp_path / "huge.yaml"
-    huge.write_text("name: t\n" + "#" * (2 << 20))
+    huge.write_text("name: t\n" + "#" * MAX_FILE_BYTES)
     with pytest.raises(ValidationError, match="larger than"):
         load(str(huge))
 

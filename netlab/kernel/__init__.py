@@ -1,7 +1,8 @@
 """The kernel adapter: the only package that talks to the kernel (netlink, setns, unshare, mount).
 
     namespaces.py  handles: namespace fds and netlink sockets; creating and deleting namespaces
-    reader.py      observe(): the live State, from link and address dumps
+    reader.py      observe(): the live State, from link, address and route dumps and sysctls
+    sysctl.py      reading and writing /proc/sys/net from inside a namespace
     writer.py      execute(): plan steps as netlink batches, each result attributed to its step
 
 `Kernel` puts the three together behind the Adapter interface (netlab/adapter.py), which is all that the
@@ -10,8 +11,9 @@ rest of netlab, and a test that wraps it, sees.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Iterable, Sequence
 
+from ..adapter import Scope
 from ..errors import KernelError
 from ..plan import Step
 from ..state import State
@@ -28,8 +30,8 @@ class Kernel:
         self._reader = Reader(self.namespaces)
         self._writer = Writer(self.namespaces)
 
-    def observe(self, topology: str, namespaces: Set[str], host_links: Set[str] = frozenset()) -> State:
-        return self._reader.observe(topology, namespaces, host_links)
+    def observe(self, scope: Scope) -> State:
+        return self._reader.observe(scope)
 
     def execute(self, steps: Sequence[Step], topology: str, results: list[tuple[int, KernelError | None]]) -> None:
         self._writer.execute(steps, topology, results)

@@ -101,6 +101,22 @@ class Namespaces:
             raise KernelError.of(errno.ENOENT, f"namespace {ns}")
         return self._sockets[ns]
 
+    @contextmanager
+    def inside(self, ns: str) -> Iterator[None]:
+        """Run the block with this thread in namespace `ns` (KernelError ENOENT if it does not exist):
+        /proc/sys/net is the namespace of the thread that opens a file there."""
+        fd = self.fd(ns)
+        if fd is None:
+            raise KernelError.of(errno.ENOENT, f"namespace {ns}")
+        if ns == HOST:
+            yield
+            return
+        check(_libc.setns(fd, CLONE_NEWNET), f"enter namespace {ns}")
+        try:
+            yield
+        finally:
+            check(_libc.setns(self.home, CLONE_NEWNET), "return to the root namespace")
+
     def forget(self, ns: str) -> None:
         sock = self._sockets.pop(ns, None)
         if sock is not None:

@@ -1,30 +1,47 @@
-"""Reading the kernel: the live State of the namespaces a topology concerns, from one link dump and one
-address dump per namespace. Read-only means read-only: reading never creates a namespace or a file.
+"""Reading the kernel: the live State of the namespaces a topology concerns, from one link dump, one
+address dump and one route dump per family per namespace, and the sysctls the topology names. Read-only
+means read-only: reading never creates a namespace or a file.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
-from collections.abc import Set
+from dataclasses import dataclass, replace
 
+from ..adapter import Scope
+from ..kinds.loopback import KERNELS
 from ..netlink import rtnl
-from ..state import HOST, LOOPBACK, Link, Namespace, State, owner_from_alias
+from ..state import HOST, LOOPBACK, ROUTE_PROTOCOL, Link, Namespace, Nexthop, Route, RouteKey, State, owner_from_alias
+from . import sysctl
 from .namespaces import Namespaces
 
 Raw = dict[int, rtnl.LinkInfo]  # a namespace's links by ifindex, as rtnl.decode_link gives them
+
+
+@dataclass(frozen=True)
+class _Host:
+    """What decides which of the root namespace's routes are read, and which are the topology's."""
+
+    links: set[str]  # the links read there
+    owned: set[str]  # those of them the topology owns
+    keys: frozenset[RouteKey]  # the topology's routes there
 
 
 class Reader:
     def __init__(self, namespaces: Namespaces):
         self.ns = namespaces
 
-    def observe(self, topology: str, namespaces: Set[str], host_links: Set[str] = frozenset()) -> State:
-        """The live State of `namespaces` (those that exist), of every namespace marked as `topology`'s,
-        and, in the root namespace, of the links named in `host_links` or marked as `topology`'s, with the
-        user's links that depend on them: ports of their bridges, and veths whose other end is in a
-        namespace read here (a deleted namespace would take them with it)."""
-        wanted = set(namespaces) - {HOST}
+    def observe(self, scope: Scope) -> State:
+        """The live State of the scope's namespaces (those that exist), of every namespace marked as its
+        topology's, and, in the root namespace, of the links named in its `host_links` or marked as the
+        topology's, with the user's links that depend on them: ports of their bridges, and veths whose
+        other end is in a namespace read here (a deleted namespace would take them with it); with their
+        routes (in the root namespace, those through the links kept, and those with a key the topology
+        wants there) and the sysctls the scope names."""
+        topology, host_links = scope.topology, scope.host_links
+        wanted = set(scope.namespaces) - {HOST}
         for ns in self.ns.names():
             if ns not in wanted and self.ns.fd(ns) is not None and self._lo_owner(ns) == topology:
                 wanted.add(ns)
@@ -39,14 +56,45 @@ class Reader:
             for info in dumped.values():
                 link = _link(info, dumped, peers.get((ns, info["index"])))
                 links[link.name] = link
+            names = {index: info["name"] for index, info in dumped.items()}
             if ns == HOST:
                 ours = {n: lk for n, lk in links.items() if lk.owner == topology or n in host_links}
                 links = {n: lk for n, lk in links.items() if n in ours or (
                          lk.master in ours and ours[lk.master].kind == "bridge") or (
                          lk.peer is not None and lk.peer[0] != HOST)}
-            owner = None if ns == HOST else links.get(LOOPBACK, Link(LOOPBACK, "loopback")).owner
-            result[ns] = Namespace(ns, owner, links)
+                owned = {n for n, lk in links.items() if lk.owner == topology}
+                routes = self._routes(ns, names, topology, _Host(set(links), owned, scope.host_routes))
+                result[ns] = Namespace(ns, None, links, routes)
+                continue
+            owner = links.get(LOOPBACK, Link(LOOPBACK, "loopback")).owner
+            routes = self._routes(ns, names, owner)
+            keys = scope.sysctls.get(ns)
+            values = sysctl.read(self.ns, ns, keys, set(links)) if keys else {}
+            result[ns] = Namespace(ns, owner, links, routes, values)
         return State(result)
+
+    def _routes(self, ns: str, names: dict[int, str], owner: str | None, host: _Host | None = None
+                ) -> dict[RouteKey, Route]:
+        """The namespace's routes that are not the kernel's own, by key, those with netlab's mark as
+        `owner`'s (a route without it is nobody's). In the root namespace (`host`), only the routes through
+        the links read or with a key the topology wants, and netlab's are `owner`'s only through links
+        that are."""
+        sock = self.ns.sock(ns)
+        out: dict[RouteKey, Route] = {}
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for kind, message in sock.dump(rtnl.RTM_GETROUTE, rtnl.route_dump_request(family)):
+                info = rtnl.decode_route(message) if kind == rtnl.RTM_NEWROUTE else None
+                if info is None:
+                    continue
+                route = _route(info, names)
+                devices = route.devices()
+                if host is not None and not (devices & host.links or route.key in host.keys):
+                    continue
+                if info["protocol"] == ROUTE_PROTOCOL and owner is not None and (
+                        host is None or (devices and devices <= host.owned)):
+                    route = replace(route, owner=owner)
+                out[route.key] = route
+        return out
 
     def _lo_owner(self, ns: str) -> str | None:
         try:
@@ -78,7 +126,10 @@ class Reader:
                 continue  # fe80::/10, the kernel's own link-local addresses
             else:
                 text = str(ipaddress.IPv6Address(packed))  # the same spelling as the topology's, normalized
-            link["addresses"].add(f"{text}/{prefixlen}")
+            text = f"{text}/{prefixlen}"
+            if link["kind"] == "loopback" and text in KERNELS:
+                continue  # 127.0.0.1/8 and ::1: every namespace's, the kernel's
+            link["addresses"].add(text)
         return links
 
     def _peers(self, raw: dict[str, Raw]) -> dict[tuple[str, int], tuple[str, rtnl.LinkInfo]]:
@@ -131,9 +182,36 @@ def _link(info: rtnl.LinkInfo, links: Raw, found: tuple[str, rtnl.LinkInfo] | No
         kind=info["kind"],
         peer=peer,
         master=master,
-        addresses=None if loopback else frozenset(info["addresses"]),
+        addresses=frozenset(info["addresses"]),
         up=info["up"],
         mtu=info["mtu"],
         mac=None if loopback else info["mac"],
         owner=owner,
     )
+
+
+def _route(info: rtnl.RouteInfo, names: dict[int, str]) -> Route:
+    """A route as the State has it: addresses as text, interfaces by name; the kernel's `dev lo` of an
+    IPv6 blackhole, unreachable or prohibit route left out, as IPv4 has none."""
+    family = info["family"]
+    text = _ipv4 if family == socket.AF_INET else _ipv6
+    dst = text(info["dst"]) if info["dst"] else ("0.0.0.0" if family == socket.AF_INET else "::")
+    hops = [Nexthop(text(h["gateway"]) if h["gateway"] else None, names.get(h["ifindex"]), h["weight"], h["onlink"])
+            for h in info["hops"]]
+    via = dev = None
+    onlink = False
+    if len(hops) == 1:
+        via, dev, onlink = hops[0].via, hops[0].dev, hops[0].onlink
+        hops = []
+    return Route(to=f"{dst}/{info['dst_len']}", metric=info["metric"], table=info["table"], type=info["type"],
+                 via=via, dev=dev, src=text(info["prefsrc"]) if info["prefsrc"] else None, onlink=onlink,
+                 mtu=info["mtu"], nexthops=tuple(hops))
+
+
+def _ipv4(packed: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET, packed)
+
+
+@functools.lru_cache(maxsize=65536)
+def _ipv6(packed: bytes) -> str:
+    return str(ipaddress.IPv6Address(packed))  # the topology's spelling (ipaddress), not inet_ntop's

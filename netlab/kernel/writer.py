@@ -10,18 +10,20 @@ read, or chosen by this run), the requests are built (no I/O), then sent.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import os
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ..errors import KernelError
 from ..kinds import kind
 from ..netlink import rtnl, transport
-from ..plan import NewLink, Step
-from ..state import mark
+from ..plan import ROUTE_OPS, NewLink, Step
+from ..state import ROUTE_PROTOCOL, Route, mark
+from . import sysctl
 from .namespaces import Namespaces, signals_held
 
 Results = list[tuple[int, KernelError | None]]
@@ -29,10 +31,12 @@ Item = tuple[int, Step]  # a step and its position in the run
 
 # Errors that mean the step's goal already holds: deleting what is gone.
 _ALREADY_SO = {("delete_link", errno.ENODEV), ("delete_address", errno.EADDRNOTAVAIL),
-               ("delete_address", errno.ENODEV)}
-# Steps that name a link the batch must know the ifindex of: the master, or the link itself.
-_NEEDS_INDEX = {"set_master": lambda step: step.value, "add_address": lambda step: step.name,
-                "delete_address": lambda step: step.name}
+               ("delete_address", errno.ENODEV), ("delete_route", errno.ESRCH)}
+# Steps that name links the batch must know the ifindexes of: the master, the link itself, a route's.
+_NEEDS_INDEX: dict[str, Callable[[Step], Iterable[str]]] = {
+    "set_master": lambda step: (step.value,), "add_address": lambda step: (step.name or "",),
+    "delete_address": lambda step: (step.name or "",), "add_route": lambda step: step.value.devices(),
+    "replace_route": lambda step: step.value.devices()}
 
 
 @dataclass
@@ -59,6 +63,8 @@ class Writer:
                 done = self._create_netns(items[0], alias, results)
             elif op == "delete_netns":
                 done = self._delete_netns(items, results)
+            elif op == "set_sysctl":
+                done = self._sysctls(items, results)
             else:
                 done = self._batch(items, alias, results)
             if not done:
@@ -111,6 +117,20 @@ class Writer:
                 pause = min(pause * 2, 0.02)
         return None
 
+    # --- sysctls -------------------------------------------------------------------------------------
+
+    def _sysctls(self, items: list[Item], results: Results) -> bool:
+        """Write a run of one namespace's sysctls, one file each, from inside the namespace."""
+        with signals_held():
+            for position, step in items:
+                try:
+                    sysctl.write(self.ns, step.namespace, step.name or "", step.value)
+                except KernelError as exc:
+                    results.append((position, exc))
+                    return False
+                results.append((position, None))
+        return True
+
     # --- link batches --------------------------------------------------------------------------------
 
     def _batch(self, items: list[Item], alias: str, results: Results) -> bool:
@@ -143,7 +163,7 @@ class Writer:
         run have the index it chose; the others are looked up, before anything is built."""
         made = self.ns.indexes.get(ns, {})
         coming = {step.name for _, step in items if step.op == "create_link"}
-        names = {_NEEDS_INDEX[step.op](step) for _, step in items if step.op in _NEEDS_INDEX}
+        names = {name for _, step in items if step.op in _NEEDS_INDEX for name in _NEEDS_INDEX[step.op](step)}
         known: dict[str, int | None] = {}
         for name in sorted(names):
             if name in made or name in coming:
@@ -184,6 +204,8 @@ class Writer:
             if master is None:
                 raise KernelError.of(errno.ENODEV, f"link {ns}/{step.value}")
             return _Op([rtnl.set_link(name, master=master)])
+        if op in ROUTE_OPS:
+            return _Op([self._route(step, known)])
         if op in ("add_address", "delete_address"):
             assert name is not None
             index = self._index(ns, name, known)
@@ -195,6 +217,28 @@ class Writer:
             family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
             return _Op([rtnl.address(op == "add_address", index, family, iface.ip.packed, iface.network.prefixlen)])
         raise ValueError(f"not a link step: {op}")
+
+    def _route(self, step: Step, known: dict[str, int | None]) -> transport.Request:
+        """The route request of a route step, with netlab's mark (ROUTE_PROTOCOL). A delete names the route
+        by its key and the mark, so that it can only ever delete netlab's route."""
+        route: Route = step.value
+        family, dst, dst_len = _prefix(route.to)
+        op = step.op.removesuffix("_route")
+        hops: list[rtnl.Hop] = []
+        if op != "delete":
+            paths = [(h.via, h.dev, h.weight, h.onlink) for h in route.nexthops] or \
+                [(route.via, route.dev, 1, route.onlink)] if route.type == "unicast" else []
+            for via, dev, weight, onlink in paths:
+                index = 0
+                if dev is not None:
+                    found = self._index(step.namespace, dev, known)
+                    if found is None:
+                        raise KernelError.of(errno.ENODEV, f"link {step.namespace}/{dev}")
+                    index = found
+                hops.append({"gateway": _packed(via) if via else None, "ifindex": index, "weight": weight,
+                             "onlink": onlink})
+        return rtnl.route(op, family, dst, dst_len, route.table, route.metric, ROUTE_PROTOCOL, route.type, hops,
+                          _packed(route.src) if route.src else None, route.mtu)
 
     def _create_link(self, step: Step, alias: str) -> _Op:
         """Create the link at an ifindex of our choosing, then mark it by that index, in one batch. The
@@ -288,19 +332,34 @@ class _Facts:
 
 def _runs(steps: Sequence[Step]) -> Iterator[tuple[str, list[Item]]]:
     """The steps as runs: a namespace creation alone, consecutive namespace deletions together (one wait
-    for their teardown), consecutive link steps in one namespace together (one batch)."""
+    for their teardown), consecutive sysctls of one namespace together (one visit), consecutive link and
+    route steps in one namespace together (one batch)."""
     run: list[Item] = []
     for position, step in enumerate(steps):
         if run and (step.op == "create_netns" or _key(step) != _key(run[-1][1])):
-            yield run[0][1].op if run[0][1].op.endswith("_netns") else "links", run
+            yield _key(run[0][1])[0], run
             run = []
         run.append((position, step))
     if run:
-        yield run[0][1].op if run[0][1].op.endswith("_netns") else "links", run
+        yield _key(run[0][1])[0], run
 
 
 def _key(step: Step) -> tuple[str, str]:
-    return ("netns", step.op) if step.op.endswith("_netns") else ("links", step.namespace)
+    if step.op.endswith("_netns"):
+        return step.op, ""
+    return ("set_sysctl" if step.op == "set_sysctl" else "links"), step.namespace
+
+
+@functools.lru_cache(maxsize=65536)
+def _prefix(text: str) -> tuple[int, bytes, int]:
+    """(family, packed network, prefix length) of a route's destination."""
+    net = ipaddress.ip_network(text)
+    return (socket.AF_INET if net.version == 4 else socket.AF_INET6), net.network_address.packed, net.prefixlen
+
+
+@functools.lru_cache(maxsize=65536)
+def _packed(address: str) -> bytes:
+    return ipaddress.ip_address(address).packed
 
 
 def _kernel_error(exc: OSError) -> KernelError:

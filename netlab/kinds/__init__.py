@@ -16,8 +16,9 @@ from .veth import Veth
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (Loopback(), Bridge(), Dummy(), Veth())}
 SPECS: dict[str, type[LinkSpec]] = {name: kind.spec for name, kind in KINDS.items() if kind.spec is not None}
-"""The YAML options of each kind a topology may declare, by kind name."""
-DECLARABLE: tuple[str, ...] = tuple(SPECS)
+"""The YAML options of each kind a topology may declare, by kind name (loopback: `lo`'s addresses)."""
+DECLARABLE: tuple[str, ...] = tuple(name for name in SPECS if name != "loopback")
+"""The kinds an interface may name with `kind:` (lo is declared by its name)."""
 
 
 class Foreign(Kind):

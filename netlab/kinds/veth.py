@@ -29,7 +29,7 @@ class Veth(Kind):
     spec = VethSpec
 
     def check(self, topology: Topology, problems: list[Problem]) -> None:
-        from . import KINDS
+        from . import DECLARABLE
 
         defined = sorted(topology.namespaces)
         claimed: dict[Key, Key] = {}  # peer end -> the veth end that names it
@@ -49,7 +49,7 @@ class Veth(Kind):
                                                 f"{'/'.join(other)}; a veth has exactly two ends"))
                     claimed[target] = (ns, name)
                     claimed.setdefault((ns, name), target)
-        declarable = ", ".join(k.name for k in KINDS.values() if k.spec is not None)
+        declarable = ", ".join(DECLARABLE)
         for ns, nspec in topology.namespaces.items():
             for name, spec in nspec.interfaces.items():
                 if spec.kind is None and (ns, name) not in claimed:

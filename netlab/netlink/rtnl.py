@@ -35,7 +35,7 @@ from .codec import (
     Table,
     message,
 )
-from .transport import NLM_F_CREATE, NLM_F_EXCL, Request
+from .transport import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, Request
 
 # rtnetlink message types
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
@@ -59,6 +59,15 @@ NETNSA_NSID, NETNSA_PID, NETNSA_FD = 1, 2, 3
 RTA_DST, RTA_SRC, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC = 1, 2, 4, 5, 6, 7
 RTA_METRICS, RTA_MULTIPATH, RTA_TABLE = 8, 9, 15
 RTAX_MTU = 2
+RTN_UNICAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT = 1, 6, 7, 8
+RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 0, 253, 255
+RT_TABLE_LOCAL = 255
+RTPROT_REDIRECT, RTPROT_KERNEL, RTPROT_RA = 1, 2, 9
+RTNH_F_ONLINK = 4
+RTM_F_CLONED = 0x200
+ROUTE_TYPES = {"unicast": RTN_UNICAST, "blackhole": RTN_BLACKHOLE, "unreachable": RTN_UNREACHABLE,
+               "prohibit": RTN_PROHIBIT}
+ROUTE_TYPE_NAMES = {v: k for k, v in ROUTE_TYPES.items()}
 # traffic control attributes
 TCA_KIND, TCA_OPTIONS = 1, 2
 TCA_NETEM_CORR, TCA_NETEM_REORDER, TCA_NETEM_CORRUPT, TCA_NETEM_RATE = 1, 3, 4, 6
@@ -267,6 +276,96 @@ def decode_address(data: bytes, offset: int = 16) -> tuple[int, int, bytes, int,
     if packed is None:
         return None
     return index, family, packed, prefixlen, a.get("flags", flags)
+
+
+# --- routes ---------------------------------------------------------------------------------------------
+
+class Hop(TypedDict):
+    """One path of a route, as sent and as read: gateway (packed, or None), ifindex (0: none), weight,
+    onlink."""
+
+    gateway: bytes | None
+    ifindex: int
+    weight: int
+    onlink: bool
+
+
+def route(op: str, family: int, dst: bytes, dst_len: int, table: int, metric: int, protocol: int,
+          kind: str = "unicast", hops: list[Hop] | None = None, prefsrc: bytes | None = None,
+          mtu: int | None = None) -> Request:
+    """RTM_NEWROUTE (op "add": failing if a route with its key exists; "replace": that route changed in
+    place) or RTM_DELROUTE ("delete": the route with this key and `protocol`, whatever its paths).
+    One hop is a plain route (RTA_GATEWAY, RTA_OIF); more are RTA_MULTIPATH, weights as hops - 1."""
+    hops = hops or []
+    gateway = any(h["gateway"] for h in hops)
+    flags = 0
+    if op == "delete":
+        msg_type, scope, rtype = RTM_DELROUTE, RT_SCOPE_NOWHERE, 0
+    else:
+        msg_type, rtype = RTM_NEWROUTE, ROUTE_TYPES[kind]
+        scope = RT_SCOPE_LINK if kind == "unicast" and not gateway else RT_SCOPE_UNIVERSE
+        flags = NLM_F_CREATE | (NLM_F_REPLACE if op == "replace" else NLM_F_EXCL)
+    header = {"family": family, "dst_len": dst_len, "table": table if table < 256 else 0, "protocol": protocol,
+              "scope": scope, "type": rtype}
+    attrs: dict[str, Any] = {"dst": dst if dst_len else None, "priority": metric or None, "table": table}
+    if op != "delete":
+        if len(hops) == 1:
+            hop = hops[0]
+            header["flags"] = RTNH_F_ONLINK if hop["onlink"] else 0
+            attrs["gateway"], attrs["oif"] = hop["gateway"], hop["ifindex"] or None
+        elif hops:
+            attrs["multipath"] = [{"flags": RTNH_F_ONLINK if h["onlink"] else 0, "hops": h["weight"] - 1,
+                                   "ifindex": h["ifindex"], "gateway": h["gateway"]} for h in hops]
+        attrs["prefsrc"] = prefsrc
+        attrs["metrics"] = {"mtu": mtu} if mtu else None
+    return Request(msg_type, flags, message(RTMSG, header, ROUTE, attrs))
+
+
+def route_dump_request(family: int) -> bytes:
+    return _ROUTE_DUMP[family]
+
+
+_ROUTE_DUMP: dict[int, bytes] = {f: RTMSG.encode({"family": f}) for f in (socket.AF_INET, socket.AF_INET6)}
+_ROUTE_READ = frozenset({"dst", "oif", "gateway", "priority", "prefsrc", "metrics", "multipath", "table"})
+_ROUTE_SKIP_PROTOCOLS = frozenset({RTPROT_REDIRECT, RTPROT_KERNEL, RTPROT_RA})
+
+
+class RouteInfo(TypedDict):
+    """What decode_route reads of a route: its key, kind, paths (ifindexes) and the fields compared."""
+
+    family: int
+    dst: bytes | None
+    dst_len: int
+    table: int
+    metric: int
+    protocol: int
+    type: str
+    hops: list[Hop]
+    prefsrc: bytes | None
+    mtu: int | None
+
+
+def decode_route(data: bytes, offset: int = 16) -> RouteInfo | None:
+    """A route message's fields, or None for a route that is the kernel's own (made by the kernel, a
+    redirect or a router advertisement; in the local table; a cached clone; a type netlab does not make:
+    local, broadcast, multicast...)."""
+    family, dst_len, _, _, table, protocol, _, rtype, flags = RTMSG.unpack_from(data, offset)
+    kind = ROUTE_TYPE_NAMES.get(rtype)
+    if kind is None or protocol in _ROUTE_SKIP_PROTOCOLS or table == RT_TABLE_LOCAL or flags & RTM_F_CLONED:
+        return None
+    a = ROUTE.decode(data, offset + RTMSG.size, only=_ROUTE_READ)
+    hops: list[Hop] = []
+    if kind == "unicast":
+        if "multipath" in a:
+            hops = [{"gateway": h.get("gateway"), "ifindex": h["ifindex"], "weight": h["hops"] + 1,
+                     "onlink": bool(h["flags"] & RTNH_F_ONLINK)} for h in a["multipath"]]
+        else:
+            hops = [{"gateway": a.get("gateway"), "ifindex": a.get("oif", 0), "weight": 1,
+                     "onlink": bool(flags & RTNH_F_ONLINK)}]
+    metrics = a.get("metrics")
+    return {"family": family, "dst": a.get("dst"), "dst_len": dst_len, "table": a.get("table", table),
+            "metric": a.get("priority", 0), "protocol": protocol, "type": kind, "hops": hops,
+            "prefsrc": a.get("prefsrc"), "mtu": metrics.get("mtu") if metrics else None}
 
 
 def nsid_request(fd: int) -> bytes:
