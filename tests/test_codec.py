@@ -1,8 +1,9 @@
 """The attribute codec and the rtnetlink tables, without root or a kernel: every codec round-trips its edge
-values, and the messages netlab sends (and the shapes declared for the next ones: routes with nexthops,
-netem, bridge VLANs) are read back by an independent decoder, pyroute2, and pyroute2's own encodings of the
-same messages are read back by netlab. Bytes are compared only where the encoding is canonical: attribute
-order and NLA_F_NESTED legitimately differ between the two."""
+values, and the messages netlab sends (links, addresses, every route request `rtnl.route` makes, and the
+shapes declared for the next ones: netem, bridge VLANs) are read back by an independent decoder, pyroute2,
+and pyroute2's own encodings of the same messages (routes as the kernel dumps them) are read back by
+netlab. Bytes are compared only where the encoding is canonical: attribute order and NLA_F_NESTED
+legitimately differ between the two."""
 
 import socket
 import struct
@@ -382,6 +383,234 @@ def test_route_with_two_nexthops():
     # the nexthop array is canonical (no flags, no order to choose): the same bytes both ways
     assert nl.ROUTE.decode(data, nl.RTMSG.size, only=frozenset({"multipath"})) == \
         nl.ROUTE.decode(body, nl.RTMSG.size, only=frozenset({"multipath"}))
+
+
+# --- routes: every request rtnl.route makes, and routes as the kernel dumps them ---------------------------
+
+V4, V6 = socket.AF_INET, socket.AF_INET6
+PROTO = 201  # netlab's mark (state.ROUTE_PROTOCOL); rtnl.route takes it as an argument
+RT_TABLE_COMPAT = 252  # what the kernel puts in rtm_table for a table above 255 (the table is in RTA_TABLE)
+RTN_LOCAL, RTN_BROADCAST, RTN_ANYCAST, RTN_MULTICAST, RTN_THROW = 2, 3, 4, 5, 9
+RTPROT_BOOT, RTPROT_STATIC, RTPROT_DHCP, RTPROT_BGP = 3, 4, 16, 186
+RTNH_F_LINKDOWN = 16
+
+
+def ip(text: str) -> bytes:
+    return socket.inet_pton(V6 if ":" in text else V4, text)
+
+
+def hop(gateway: str | None, ifindex: int = 0, weight: int = 1, onlink: bool = False) -> nl.Hop:
+    return {"gateway": ip(gateway) if gateway else None, "ifindex": ifindex, "weight": weight, "onlink": onlink}
+
+
+# (family, destination, prefix length, table, metric, type, paths, prefsrc, mtu), by id
+ROUTES: dict[str, tuple[Any, ...]] = {
+    "v4-gateway": (V4, "10.1.0.0", 16, 254, 0, "unicast", [hop("10.0.0.2", 3)], None, None),
+    "v4-default-metric": (V4, "0.0.0.0", 0, 254, 100, "unicast", [hop("10.0.0.1", 3)], None, None),
+    "v4-dev-only": (V4, "192.0.2.0", 24, 254, 0, "unicast", [hop(None, 3)], None, None),
+    "v4-blackhole": (V4, "198.51.100.0", 24, 254, 0, "blackhole", [], None, None),
+    "v4-unreachable-table-1000": (V4, "198.51.100.0", 24, 1000, 5, "unreachable", [], None, None),
+    "v4-prohibit-table-100": (V4, "203.0.113.0", 24, 100, 0, "prohibit", [], None, None),
+    "v4-src-onlink-mtu": (V4, "10.9.0.0", 16, 254, 100, "unicast", [hop("192.0.2.1", 3, onlink=True)], "10.0.0.1",
+                          1400),
+    "v4-host-largest-table-metric": (V4, "10.9.9.9", 32, 2**32 - 1, 2**32 - 1, "unicast", [hop("10.0.0.2", 7)],
+                                     None, None),
+    "v4-table-256": (V4, "10.8.0.0", 16, 256, 0, "unicast", [hop("10.0.0.2", 3)], None, None),
+    "v4-multipath-weights": (V4, "10.2.0.0", 16, 1000, 0, "unicast",
+                             [hop("10.0.0.2", 3, 1), hop("10.0.1.2", 4, 3, onlink=True)], None, None),
+    "v4-multipath-devices": (V4, "10.3.0.0", 16, 254, 20, "unicast", [hop(None, 3, 2), hop(None, 4, 256)], "10.0.0.1",
+                             1500),
+    "v6-link-local-gateway": (V6, "2001:db8:9::", 48, 254, 1024, "unicast", [hop("fe80::1", 3)], None, None),
+    "v6-default": (V6, "::", 0, 254, 1024, "unicast", [hop("2001:db8:1::1", 3)], None, None),
+    "v6-dev-only-metric": (V6, "2001:db8:2::", 64, 254, 10, "unicast", [hop(None, 4)], None, None),
+    "v6-blackhole": (V6, "2001:db8:dead::", 48, 254, 1024, "blackhole", [], None, None),
+    "v6-unreachable-table-1000": (V6, "2001:db8:dead::", 48, 1000, 1024, "unreachable", [], None, None),
+    "v6-prohibit-table-7": (V6, "2001:db8:beef::", 48, 7, 7, "prohibit", [], None, None),
+    "v6-src-onlink-mtu": (V6, "2001:db8:a::", 48, 254, 100, "unicast", [hop("2001:db8:ff::1", 3, onlink=True)],
+                          "2001:db8:1::2", 1280),
+    "v6-multipath-weights": (V6, "2001:db8:b::", 48, 1000, 1024, "unicast",
+                             [hop("2001:db8:1::1", 3, 1), hop("fe80::2", 4, 16)], None, None),
+}
+
+
+def text(family: int, packed: bytes | None) -> str | None:
+    return None if packed is None else socket.inet_ntop(family, packed)
+
+
+def request(op: str, case: tuple[Any, ...]) -> transport.Request:
+    family, dst, dst_len, table, metric, rtype, hops, prefsrc, mtu = case
+    return nl.route(op, family, ip(dst), dst_len, table, metric, PROTO, rtype, hops, ip(prefsrc) if prefsrc else None,
+                    mtu)
+
+
+def plain(m: Any) -> dict[str, Any]:
+    """pyroute2's reading of a route message's attributes, nested ones as plain values; each attribute once."""
+    names = [a[0] for a in m["attrs"]]
+    assert len(names) == len(set(names)), names
+    out: dict[str, Any] = {}
+    for name in names:
+        value = m.get_attr(name)
+        if name == "RTA_METRICS":
+            value = {a[0]: a[1] for a in value["attrs"]}
+        elif name == "RTA_MULTIPATH":
+            value = [(h["flags"], h["hops"], h["oif"], h.get_attr("RTA_GATEWAY")) for h in value]
+        out[name] = value
+    return out
+
+
+def info(case: tuple[Any, ...], protocol: int = PROTO) -> nl.RouteInfo:
+    """What decode_route must read of the route `case` describes."""
+    family, dst, dst_len, table, metric, rtype, hops, prefsrc, mtu = case
+    return {"family": family, "dst": ip(dst) if dst_len else None, "dst_len": dst_len, "table": table,
+            "metric": metric, "protocol": protocol, "type": rtype, "hops": hops if rtype == "unicast" else [],
+            "prefsrc": ip(prefsrc) if prefsrc else None, "mtu": mtu}
+
+
+@pytest.mark.parametrize("op", ["add", "replace"])
+@pytest.mark.parametrize("case", list(ROUTES), ids=list(ROUTES))
+def test_route_add_and_replace_read_by_pyroute2(op, case):
+    family, dst, dst_len, table, metric, rtype, hops, prefsrc, mtu = ROUTES[case]
+    r = request(op, ROUTES[case])
+    # add fails if the key exists (a route without the mark is a CONFLICT, never taken over); replace
+    # changes the route with that key in place
+    assert r.type == nl.RTM_NEWROUTE
+    assert r.flags == transport.NLM_F_CREATE | (transport.NLM_F_EXCL if op == "add" else transport.NLM_F_REPLACE)
+    m = read(rtmsg, r)
+    gateway = any(h["gateway"] for h in hops)
+    scope = nl.RT_SCOPE_LINK if rtype == "unicast" and not gateway else nl.RT_SCOPE_UNIVERSE
+    onlink = len(hops) == 1 and hops[0]["onlink"]
+    assert (m["family"], m["dst_len"], m["src_len"], m["tos"], m["table"], m["proto"], m["scope"], m["type"],
+            m["flags"]) == (family, dst_len, 0, 0, table if table < 256 else 0, PROTO, scope,
+                            nl.ROUTE_TYPES[rtype], nl.RTNH_F_ONLINK if onlink else 0)
+    expected: dict[str, Any] = {"RTA_TABLE": table}
+    if dst_len:
+        expected["RTA_DST"] = dst
+    if metric:
+        expected["RTA_PRIORITY"] = metric
+    if len(hops) == 1:
+        if hops[0]["gateway"]:
+            expected["RTA_GATEWAY"] = text(family, hops[0]["gateway"])
+        if hops[0]["ifindex"]:
+            expected["RTA_OIF"] = hops[0]["ifindex"]
+    elif hops:
+        expected["RTA_MULTIPATH"] = [(nl.RTNH_F_ONLINK if h["onlink"] else 0, h["weight"] - 1, h["ifindex"],
+                                      text(family, h["gateway"])) for h in hops]
+    if prefsrc:
+        expected["RTA_PREFSRC"] = prefsrc
+    if mtu:
+        expected["RTA_METRICS"] = {"RTAX_MTU": mtu}
+    assert plain(m) == expected
+    # netlab reads its own request as it reads the kernel's dump
+    assert nl.decode_route(framed(r.body)) == info(ROUTES[case])
+
+
+@pytest.mark.parametrize("case", list(ROUTES), ids=list(ROUTES))
+def test_route_delete_names_the_key_and_the_mark_and_nothing_else(case):
+    family, dst, dst_len, table, metric, *_ = ROUTES[case]
+    r = request("delete", ROUTES[case])
+    assert (r.type, r.flags) == (nl.RTM_DELROUTE, 0)
+    m = read(rtmsg, r)
+    # any type, any scope, any paths: only the route with this key and netlab's protocol
+    assert (m["family"], m["dst_len"], m["table"], m["proto"], m["scope"], m["type"], m["flags"]) == \
+        (family, dst_len, table if table < 256 else 0, PROTO, nl.RT_SCOPE_NOWHERE, 0, 0)
+    expected: dict[str, Any] = {"RTA_TABLE": table}
+    if dst_len:
+        expected["RTA_DST"] = dst
+    if metric:
+        expected["RTA_PRIORITY"] = metric
+    assert plain(m) == expected
+
+
+def dumped(case: tuple[Any, ...], protocol: int = PROTO, rtm_flags: int = 0, rtm_type: int | None = None,
+           rtm_table: int | None = None, hop_flags: int = 0) -> bytes:
+    """The route `case` describes as the kernel sends it in a dump, encoded by pyroute2: a table above 255
+    only in RTA_TABLE, no RTA_PRIORITY for an IPv4 metric of 0, an IPv6 route without paths through `lo`,
+    and attributes netlab does not read (RTA_PREF, RTA_CACHEINFO) among them."""
+    family, dst, dst_len, table, metric, rtype, hops, prefsrc, mtu = case
+    m = rtmsg()
+    m["family"], m["dst_len"], m["proto"] = family, dst_len, protocol
+    m["table"] = (table if table < 256 else RT_TABLE_COMPAT) if rtm_table is None else rtm_table
+    m["type"] = nl.ROUTE_TYPES[rtype] if rtm_type is None else rtm_type
+    gateway = any(h["gateway"] for h in hops)
+    m["scope"] = nl.RT_SCOPE_LINK if rtype == "unicast" and not gateway else nl.RT_SCOPE_UNIVERSE
+    m["flags"] = rtm_flags
+    attrs: list[tuple[str, Any]] = [("RTA_TABLE", table)]
+    if dst_len:
+        attrs.append(("RTA_DST", dst))
+    if metric:
+        attrs.append(("RTA_PRIORITY", metric))
+    if family == V6:
+        attrs.append(("RTA_PREF", 0))
+    if rtype != "unicast":
+        if family == V6:
+            attrs.append(("RTA_OIF", 1))
+    elif len(hops) == 1:
+        if hops[0]["gateway"]:
+            attrs.append(("RTA_GATEWAY", text(family, hops[0]["gateway"])))
+        attrs.append(("RTA_OIF", hops[0]["ifindex"]))
+        m["flags"] |= (nl.RTNH_F_ONLINK if hops[0]["onlink"] else 0) | hop_flags
+    else:
+        attrs.append(("RTA_MULTIPATH", [
+            {"oif": h["ifindex"], "hops": h["weight"] - 1,
+             "flags": (nl.RTNH_F_ONLINK if h["onlink"] else 0) | hop_flags,
+             "attrs": [("RTA_GATEWAY", text(family, h["gateway"]))] if h["gateway"] else []} for h in hops]))
+    if prefsrc:
+        attrs.append(("RTA_PREFSRC", prefsrc))
+    if mtu:
+        attrs.append(("RTA_METRICS", {"attrs": [("RTAX_MTU", mtu)]}))
+    if family == V6:
+        attrs.append(("RTA_CACHEINFO", {"rta_clntref": 0, "rta_lastuse": 0, "rta_expires": 0, "rta_error": 0,
+                                        "rta_used": 0, "rta_id": 0, "rta_ts": 0, "rta_tsage": 0}))
+    m["attrs"] = attrs
+    m.encode()
+    return bytes(m.data)
+
+
+@pytest.mark.parametrize("case", list(ROUTES), ids=list(ROUTES))
+def test_decode_route_of_a_kernel_dump_encoded_by_pyroute2(case):
+    assert nl.decode_route(dumped(ROUTES[case])) == info(ROUTES[case])
+    # the kernel's flags of a path (a link down) are not onlink
+    assert nl.decode_route(dumped(ROUTES[case], hop_flags=RTNH_F_LINKDOWN)) == info(ROUTES[case])
+
+
+@pytest.mark.parametrize("protocol", [0, RTPROT_BOOT, RTPROT_STATIC, RTPROT_DHCP, RTPROT_BGP, PROTO])
+def test_decode_route_reads_routes_of_any_other_protocol(protocol):
+    # somebody else's routes are read (foreign, listed by show, a CONFLICT if the topology wants their key)
+    for case in ("v4-gateway", "v6-multipath-weights", "v4-unreachable-table-1000"):
+        assert nl.decode_route(dumped(ROUTES[case], protocol=protocol)) == info(ROUTES[case], protocol)
+
+
+@pytest.mark.parametrize("change", [
+    {"protocol": nl.RTPROT_KERNEL}, {"protocol": nl.RTPROT_REDIRECT}, {"protocol": nl.RTPROT_RA},
+    {"rtm_table": nl.RT_TABLE_LOCAL}, {"rtm_flags": nl.RTM_F_CLONED},
+    {"rtm_type": RTN_LOCAL}, {"rtm_type": RTN_BROADCAST}, {"rtm_type": RTN_MULTICAST}, {"rtm_type": RTN_ANYCAST},
+    {"rtm_type": RTN_THROW}, {"rtm_type": 0},
+], ids=["proto-kernel", "proto-redirect", "proto-ra", "table-local", "cloned", "local", "broadcast", "multicast",
+        "anycast", "throw", "unspec"])
+def test_decode_route_skips_the_kernels_own_routes(change):
+    for case in ("v4-gateway", "v4-dev-only", "v6-link-local-gateway", "v6-dev-only-metric", "v4-table-256"):
+        assert nl.decode_route(dumped(ROUTES[case])) is not None  # the same message, unchanged, is read
+        assert nl.decode_route(dumped(ROUTES[case], **change)) is None, case
+
+
+def test_decode_route_takes_the_table_from_rta_table_and_the_paths_of_unicast_only():
+    v4 = ROUTES["v4-host-largest-table-metric"]
+    assert nl.decode_route(dumped(v4, rtm_table=RT_TABLE_COMPAT))["table"] == 2**32 - 1  # type: ignore[index]
+    # a dump of an older kernel without RTA_TABLE: the header's table
+    m = rtmsg()
+    m["family"], m["dst_len"], m["table"], m["proto"], m["type"] = V4, 24, 100, PROTO, nl.RTN_BLACKHOLE
+    m["attrs"] = [("RTA_DST", "198.51.100.0")]
+    m.encode()
+    got = nl.decode_route(bytes(m.data))
+    assert got is not None and (got["table"], got["metric"], got["type"], got["hops"]) == (100, 0, "blackhole", [])
+    # an IPv6 blackhole's `dev lo` is no path of the route
+    assert nl.decode_route(dumped(ROUTES["v6-blackhole"]))["hops"] == []  # type: ignore[index]
+
+
+def test_route_dump_requests():
+    for family in (V4, V6):
+        m = read(rtmsg, nl.route_dump_request(family))
+        assert (m["family"], m["dst_len"], m["table"], m["proto"], m["type"], m["attrs"]) == (family, 0, 0, 0, 0, [])
 
 
 NETEM: dict[str, Any] = {"latency": 100000, "limit": 1000, "loss": 0x1000, "gap": 0, "duplicate": 0, "jitter": 2000,
