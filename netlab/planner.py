@@ -363,7 +363,8 @@ def _refuse_conflicts(desired: State, live: State, topology: str) -> None:
         raise ConflictError(
             "refusing to touch objects that topology '" + topology + "' does not own; nothing was changed:\n  "
             + "\n  ".join(problems)
-            + "\n  fix: rename them in the topology, or remove them by hand if they are leftovers")
+            + "\n  fix: rename them in the topology (a route: give it another metric or table), or remove them "
+              "by hand if they are leftovers (a route: ip -n NAMESPACE route del ...)")
 
 
 def _made_by(owner: str | None) -> str:
