@@ -360,11 +360,13 @@ def _refuse_conflicts(desired: State, live: State, topology: str) -> None:
                 problems.append(f"route {name} {route.label} ({found.summary()}) exists and "
                                 f"{_made_by(found.owner)}")
     if problems:
+        fix = ["rename them in the topology, or remove them by hand if they are leftovers"]
+        if any(p.startswith("route ") for p in problems):
+            fix.append("for a route: give it another metric or table, or delete the other one by hand "
+                       "(ip -n NAMESPACE route del ...)")
         raise ConflictError(
             "refusing to touch objects that topology '" + topology + "' does not own; nothing was changed:\n  "
-            + "\n  ".join(problems)
-            + "\n  fix: rename them in the topology (a route: give it another metric or table), or remove them "
-              "by hand if they are leftovers (a route: ip -n NAMESPACE route del ...)")
+            + "\n  ".join(problems) + "".join(f"\n  fix: {f}" for f in fix))
 
 
 def _made_by(owner: str | None) -> str:
