@@ -48,6 +48,7 @@ class Lab:
         self.tmp = tmp_path
         self.topologies: set[str] = set()
         self.made_by_hand: list[tuple[str, str]] = []  # ("netns" | "link", name), what the test made as a user
+        self.sysctls: list[str] = []  # paths under /proc/sys ('*' for any part) that snapshot() compares too
 
     def ip(self, *args: str) -> None:
         """Run `ip` as a user would; namespaces and root-namespace links it adds are removed at teardown
@@ -110,11 +111,64 @@ class Lab:
         assert peer["link_index"] == link["ifindex"]
         return other, peer["ifname"]
 
-    def snapshot(self) -> dict[str, dict[str, dict[str, Any]]]:
+    def routes(self, ns: str | None = None) -> list[str]:
+        """iproute2's view of a namespace's routes, every table but `local` (what the kernel derives from
+        addresses, which links() has), IPv4 and IPv6, each as sorted JSON, sorted. Normalized away: what
+        varies by itself (an IPv6 route's `expires`, cache entries), the `linkdown` flag (a bridge gets
+        its carrier a moment after its port forwards) and the kernel's fe80::/64 routes (made when the
+        link-local address comes, as late). In the root namespace (`ns` None), only the routes through a
+        link of this test's prefix, and netlab's (proto 201) wherever they go."""
+        pre = ["-n", ns] if ns else []
+        out = []
+        for family in ("-4", "-6"):
+            for route in ip_json(*pre, "-d", family, "route", "show", "table", "all"):
+                flags = route.get("flags", [])
+                if route.get("table") == "local" or "cache" in route or "cache" in flags:
+                    continue
+                if route.get("dst") == "fe80::/64" and route.get("protocol") == "kernel":
+                    continue
+                route = {k: v for k, v in route.items() if k != "expires"}
+                route["flags"] = sorted(f for f in flags if f != "linkdown")
+                hops = route.get("nexthops", [])
+                route["nexthops"] = [{**h, "flags": sorted(f for f in h.get("flags", []) if f != "linkdown")}
+                                     for h in hops]
+                devices = {route.get("dev")} | {h.get("dev") for h in hops}
+                if ns is None and route.get("protocol") != "201" and \
+                        not any(d and d.startswith(self.p) for d in devices):
+                    continue
+                out.append(json.dumps(route, sort_keys=True))
+        return sorted(out)
+
+    def sysctl_values(self, ns: str | None = None) -> dict[str, str]:
+        """The values of the sysctls the test named (`self.sysctls`) in a namespace, by path; in the root
+        namespace (`ns` None), of its `all`, `default` and `lo` entries and of links under the prefix."""
+        if not self.sysctls:
+            return {}
+        # the paths unquoted, for the shell to expand their '*'; a pattern that matches nothing stays as is
+        script = "cd /proc/sys && for f in " + " ".join(self.sysctls) + \
+            '; do [ -f "$f" ] && printf "%s=%s\\n" "$f" "$(cat "$f")"; done; true'
+        cmd = ["sh", "-c", script]
+        if ns:
+            cmd = ["ip", "netns", "exec", ns, *cmd]
+        text = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=30).stdout
+        values = dict(line.split("=", 1) for line in text.splitlines())
+        if ns is None:
+            values = {k: v for k, v in values.items() if len(parts := k.split("/")) < 5 or parts[2] not in (
+                "conf", "neigh") or parts[3] in ("all", "default", "lo") or parts[3].startswith(self.p)}
+        return {k: " ".join(v.split()) for k, v in values.items()}
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
         """Everything under this test's prefix, as iproute2 sees it: namespaces with their links, and links
-        in the root namespace."""
-        snap = {ns: self.links(ns) for ns in netns_names() if ns.startswith(self.p)}
-        snap["<host>"] = {n: lk for n, lk in self.links().items() if n.startswith(self.p)}
+        in the root namespace; and beside the links, under "<routes>", their routes (see routes()), and
+        under "<sysctls>" the sysctls the test named (`lab.sysctls`), each only when there are any."""
+        snap: dict[str, dict[str, Any]] = {}
+        for ns in [n for n in netns_names() if n.startswith(self.p)] + [None]:
+            links = self.links(ns)
+            entry: dict[str, Any] = links if ns else {n: lk for n, lk in links.items() if n.startswith(self.p)}
+            for key, value in (("<routes>", self.routes(ns)), ("<sysctls>", self.sysctl_values(ns))):
+                if value:
+                    entry[key] = value
+            snap[ns or "<host>"] = entry
         return snap
 
     def cleanup(self) -> list[str]:

@@ -59,3 +59,101 @@ namespaces:
     interfaces:
       v5: {addresses: [10.0.0.5/24]}
 """
+
+# A routed topology, shared by the applier's tests (with '@' made a name, e.g. 'rt') and the kernel suites
+# (with '@' their prefix): a router with forwarding (but not on its uplink: writing the global keys
+# rewrites every interface's, which an undo must put back), a per-interface sysctl and addresses on `lo`, two
+# hosts with IPv4 and IPv6 default routes (one host reached through two links), a multipath route, a
+# blackhole and an unreachable route, routes in a table other than main, and a root-namespace veth with a
+# route of the root namespace through it.
+ROUTED = """
+name: "@"
+namespaces:
+  host:
+    interfaces:
+      "@w0": {kind: veth, peer: "@r/up0", addresses: [10.199.0.1/30]}
+    routes:
+      - {to: 10.255.0.1/32, via: 10.199.0.2}
+  "@r":
+    forwarding: true
+    sysctls:
+      net.ipv4.conf.eth1.rp_filter: 2
+      net.ipv4.conf.up0.forwarding: 0
+      net.ipv6.conf.up0.forwarding: 0
+    interfaces:
+      lo: {addresses: [10.255.0.1/32, "fd00:255::1/128"]}
+      up0: {addresses: [10.199.0.2/30]}
+      eth1: {kind: veth, peer: "@h1/eth0", addresses: [10.201.0.1/24, "fd01::1/64"]}
+      eth2: {kind: veth, peer: "@h2/eth0", addresses: [10.202.0.1/24, "fd02::1/64"]}
+      eth3: {kind: veth, peer: "@h2/eth1", addresses: [10.203.0.1/24]}
+    routes:
+      - {to: 10.220.0.0/16, nexthops: [{via: 10.202.0.2}, {via: 10.203.0.2, weight: 2}]}
+      - {to: 198.51.100.0/24, type: blackhole}
+      - {to: "fd99::/48", type: unreachable}
+      - {to: 10.230.0.0/16, via: 10.202.0.2, table: 100}
+      - {to: "fd30::/48", via: "fd02::2", table: 100}
+  "@h1":
+    interfaces:
+      eth0: {addresses: [10.201.0.2/24, "fd01::2/64"]}
+    routes:
+      - {to: default, via: 10.201.0.1}
+      - {to: default6, via: "fd01::1"}
+      - {to: 10.255.0.1/32, via: 10.201.0.1, metric: 50, src: 10.201.0.2}
+  "@h2":
+    interfaces:
+      lo: {addresses: [10.220.0.1/32]}
+      eth0: {addresses: [10.202.0.2/24, "fd02::2/64"]}
+      eth1: {addresses: [10.203.0.2/24]}
+    routes:
+      - {to: default, via: 10.202.0.1}
+      - {to: default6, via: "fd02::1"}
+      - {to: 10.201.0.0/24, via: 10.203.0.1, metric: 100}
+"""
+
+# ROUTED, changed in the ways that matter to routes: gateways changed (h1's default, a route of table 100
+# moved to another link), a metric changed (h2's route to 10.201.0.0/24, and the root namespace's route),
+# a route removed (the blackhole, h1's /32), a link replaced (r/eth3, whose peer moved from h2/eth1 to
+# h2/eth5) so that the multipath route through it, and its per-interface sysctl, must come back; an
+# address removed from a link that keeps its routes; IPv4 and IPv6 forwarding turned off.
+ROUTED_CHANGED = """
+name: "@"
+namespaces:
+  host:
+    interfaces:
+      "@w0": {kind: veth, peer: "@r/up0", addresses: [10.199.0.1/30]}
+    routes:
+      - {to: 10.255.0.1/32, via: 10.199.0.2, metric: 10}
+  "@r":
+    forwarding: false
+    sysctls:
+      net.ipv4.conf.eth1.rp_filter: 2
+      net.ipv4.conf.eth3.rp_filter: 0
+      net.ipv4.conf.up0.forwarding: 0
+      net.ipv6.conf.up0.forwarding: 0
+    interfaces:
+      lo: {addresses: [10.255.0.1/32]}
+      up0: {addresses: [10.199.0.2/30]}
+      eth1: {kind: veth, peer: "@h1/eth0", addresses: [10.201.0.1/24, 10.201.0.254/24, "fd01::1/64"]}
+      eth2: {kind: veth, peer: "@h2/eth0", addresses: [10.202.0.1/24, "fd02::1/64"]}
+      eth3: {kind: veth, peer: "@h2/eth5", addresses: [10.203.0.1/24]}
+    routes:
+      - {to: 10.220.0.0/16, nexthops: [{via: 10.202.0.2}, {via: 10.203.0.2, weight: 2}]}
+      - {to: "fd99::/48", type: unreachable}
+      - {to: 10.230.0.0/16, via: 10.203.0.2, table: 100}
+      - {to: "fd30::/48", via: "fd02::2", table: 100}
+  "@h1":
+    interfaces:
+      eth0: {addresses: [10.201.0.2/24, "fd01::2/64"]}
+    routes:
+      - {to: default, via: 10.201.0.254}
+      - {to: default6, via: "fd01::1"}
+  "@h2":
+    interfaces:
+      lo: {addresses: [10.220.0.1/32]}
+      eth0: {addresses: [10.202.0.2/24, "fd02::2/64"]}
+      eth5: {addresses: [10.203.0.2/24]}
+    routes:
+      - {to: default, via: 10.202.0.1}
+      - {to: default6, via: "fd02::1"}
+      - {to: 10.201.0.0/24, via: 10.203.0.1, metric: 200}
+"""
