@@ -233,6 +233,7 @@ def _sysctl(w: _Work) -> None:
             continue
         have_ns = w.live.namespaces.get(ns_name) if ns_name not in w.fresh_ns else None
         have_values: Mapping[str, str] = have_ns.sysctls if have_ns is not None else {}
+        expect = dict(have_values)  # what the kernel holds once this plan's writes before the next are done
         for path in sorted(want_ns.sysctls, key=sysctls.write_order):
             value = want_ns.sysctls[path]
             iface = sysctls.interface_of(path)
@@ -242,19 +243,19 @@ def _sysctl(w: _Work) -> None:
             elif iface is not None and (ns_name, iface) in w.fresh:
                 subject, old = ("link", *w.made_from.get((ns_name, iface), (ns_name, iface))), None
             else:
-                old = have_values.get(path)
+                old = expect.get(path)  # a key an earlier write of this plan rewrote is written again
                 if old == value:
                     continue
             undo: tuple[Step, ...] = ()
             if old is not None:
                 undo = (Step("set_sysctl", ns_name, path, old, before=value),)
-                pattern = sysctls.CLOBBERS.get(path)
-                if pattern is not None:
-                    head, tail = pattern.split("*")
-                    undo += tuple(Step("set_sysctl", ns_name, k, v) for k, v in sorted(have_values.items())
-                                  if k != path and k.startswith(head) and k.endswith(tail)
-                                  and (ns_name, k[len(head):-len(tail)]) not in w.removed)
+                undo += tuple(Step("set_sysctl", ns_name, k, have_values[k])
+                              for k in sorted(sysctls.rewritten(path, have_values))
+                              if (ns_name, sysctls.interface_of(k) or "") not in w.removed
+                              and k not in ("net/ipv4/ip_forward", "net/ipv4/conf/all/forwarding"))
             w.add(Step("set_sysctl", ns_name, path, value, before=old, undo=undo), subject)
+            expect.update(dict.fromkeys(sysctls.rewritten(path, expect), value))
+            expect[path] = value
 
 
 def _modify(w: _Work) -> None:

@@ -9,6 +9,7 @@ interface name has a dot (eth0.10), so a topology may write either form and both
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import Problem
@@ -24,6 +25,17 @@ CLOBBERS = {"net/ipv4/ip_forward": "net/ipv4/conf/*/forwarding",
             "net/ipv6/conf/all/forwarding": "net/ipv6/conf/*/forwarding"}
 """Keys whose write the kernel copies into every interface's (and `default`'s) value: the pattern of the
 keys it rewrites. Their undo restores those too, and they are written before per-interface keys."""
+
+def rewritten(path: str, keys: Iterable[str]) -> list[str]:
+    """Of `keys`, those the kernel rewrites (to the same value) when `path` is written: every interface's
+    forwarding for the keys in CLOBBERS; and ip_forward and conf/all/forwarding are one setting."""
+    pattern = CLOBBERS.get(path)
+    if pattern is None:
+        return []
+    head, tail = pattern.split("*")
+    return [k for k in keys if k != path and ((k.startswith(head) and k.endswith(tail))
+                                             or (k == "net/ipv4/ip_forward" and head == "net/ipv4/conf/"))]
+
 
 _PER_INTERFACE = re.compile(r"net/ipv[46]/(conf|neigh)/([^/]+)/[^/]+")
 _PART = re.compile(r"[A-Za-z0-9_.:@+-]+")

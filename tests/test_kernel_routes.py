@@ -532,9 +532,6 @@ def test_a_fault_at_the_last_step_after_ip_forward_is_written_restores_a_hand_se
     assert sysctl(lab, r, "net.ipv4.conf.eth1.forwarding") == "0" and sysctl(lab, r, "net.ipv4.ip_forward") == "1"
 
 
-@pytest.mark.xfail(strict=True, reason="netlab bug: a declared per-interface forwarding value that already "
-                   "matches is not re-written after the ip_forward write of the same plan clobbers it "
-                   "(planner._sysctl compares with the values read before the plan): NOT_CONVERGED")
 def test_a_declared_interface_value_clobbered_by_ip_forward_in_the_same_apply_is_written_again(lab):
     p = lab.p
     r = f"{p}r"
