@@ -40,6 +40,8 @@ def read(namespaces: Namespaces, ns: str, paths: frozenset[str], links: set[str]
                 if iface is not None and iface not in links:
                     continue  # its interface is made by the plan
                 raise _missing(ns, path)
+            if not os.stat(ROOT + path).st_mode & 0o222:  # a key a child namespace may only read
+                raise _read_only(ns, path)
             out[path] = value
     return out
 
@@ -51,8 +53,7 @@ def write(namespaces: Namespaces, ns: str, path: str, value: str) -> None:
         except FileNotFoundError:
             raise _missing(ns, path) from None
         except PermissionError as exc:
-            raise KernelError.of(exc.errno or errno.EACCES, f"sysctl {sysctl_name(path)} is read-only in "
-                                 f"namespace {ns}") from None
+            raise _read_only(ns, path, exc.errno) from None
         try:
             os.write(fd, value.encode() + b"\n")
         except OSError as exc:
@@ -72,6 +73,10 @@ def _read(file: str) -> str | None:
     except PermissionError as exc:  # a write-only key (route.flush): nothing netlab could compare
         raise KernelError.of(exc.errno or errno.EACCES, f"sysctl {file.removeprefix(ROOT)} cannot be read, "
                                                         "so netlab cannot keep it as declared") from None
+
+
+def _read_only(ns: str, path: str, code: int | None = None) -> KernelError:
+    return KernelError.of(code or errno.EACCES, f"sysctl {sysctl_name(path)} is read-only in namespace {ns}")
 
 
 def _missing(ns: str, path: str) -> KernelError:
