@@ -31,6 +31,7 @@ class Scope:
     host_links: frozenset[str]
     sysctls: Mapping[str, frozenset[str]] = field(default_factory=dict)
     host_routes: frozenset[RouteKey] = frozenset()
+    missing_sysctls_are_errors: bool = True  # a destroy reads them only to put them back if it fails
 
     @classmethod
     def of(cls, topo: Topology, want: State | None = None) -> Scope:

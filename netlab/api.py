@@ -149,10 +149,14 @@ def destroy(topo: Topology | str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, fo
     that holds links that are not the topology's (the kernel would destroy them with it) is a CONFLICT
     unless `force`. Given the Topology, also remove the empty mount points its namespaces' names may
     have left in /run/netns (a create interrupted between making the file and mounting the namespace
-    on it): they are not namespaces, nobody's, and `ip netns` would list them."""
+    on it): they are not namespaces, nobody's, and `ip netns` would list them; and read the sysctls it
+    declares, so that a destroy that fails and is rolled back puts them back (by name alone, netlab cannot
+    know which sysctls a namespace had been given)."""
     name = topo if isinstance(topo, str) else topo.name
     stale = frozenset() if isinstance(topo, str) else frozenset(topo.namespaces) - {HOST}
-    return _converge("destroy", name, State({HOST: Namespace(HOST)}), Scope(name, frozenset(), frozenset()),
+    sysctls = {} if isinstance(topo, str) else Scope.of(topo).sysctls
+    return _converge("destroy", name, State({HOST: Namespace(HOST)}), Scope(name, frozenset(), frozenset(), sysctls,
+                                                                            missing_sysctls_are_errors=False),
                      lock_timeout, stale_mount_points=stale, force=force)
 
 

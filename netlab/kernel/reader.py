@@ -69,7 +69,7 @@ class Reader:
             owner = links.get(LOOPBACK, Link(LOOPBACK, "loopback")).owner
             routes = self._routes(ns, names, owner)
             keys = scope.sysctls.get(ns)
-            values = sysctl.read(self.ns, ns, keys, set(links)) if keys else {}
+            values = sysctl.read(self.ns, ns, keys, set(links), scope.missing_sysctls_are_errors) if keys else {}
             result[ns] = Namespace(ns, owner, links, routes, values)
         return State(result)
 
@@ -81,18 +81,19 @@ class Reader:
         that are."""
         sock = self.ns.sock(ns)
         out: dict[RouteKey, Route] = {}
+        newroute, decode = rtnl.RTM_NEWROUTE, rtnl.decode_route
         for family in (socket.AF_INET, socket.AF_INET6):
             for kind, message in sock.dump(rtnl.RTM_GETROUTE, rtnl.route_dump_request(family)):
-                info = rtnl.decode_route(message) if kind == rtnl.RTM_NEWROUTE else None
+                info = decode(message) if kind == newroute else None
                 if info is None:
                     continue
-                route = _route(info, names)
-                devices = route.devices()
-                if host is not None and not (devices & host.links or route.key in host.keys):
-                    continue
-                if info["protocol"] == ROUTE_PROTOCOL and owner is not None and (
-                        host is None or (devices and devices <= host.owned)):
-                    route = replace(route, owner=owner)
+                route = _route(info, names, owner if info["protocol"] == ROUTE_PROTOCOL else None)
+                if host is not None:
+                    devices = route.devices()
+                    if not (devices & host.links or route.key in host.keys):
+                        continue
+                    if route.owner is not None and not (devices and devices <= host.owned):
+                        route = replace(route, owner=None)
                 out[route.key] = route
         return out
 
@@ -190,22 +191,32 @@ def _link(info: rtnl.LinkInfo, links: Raw, found: tuple[str, rtnl.LinkInfo] | No
     )
 
 
-def _route(info: rtnl.RouteInfo, names: dict[int, str]) -> Route:
-    """A route as the State has it: addresses as text, interfaces by name; the kernel's `dev lo` of an
-    IPv6 blackhole, unreachable or prohibit route left out, as IPv4 has none."""
-    family = info["family"]
-    text = _ipv4 if family == socket.AF_INET else _ipv6
-    dst = text(info["dst"]) if info["dst"] else ("0.0.0.0" if family == socket.AF_INET else "::")
-    hops = [Nexthop(text(h["gateway"]) if h["gateway"] else None, names.get(h["ifindex"]), h["weight"], h["onlink"])
-            for h in info["hops"]]
-    via = dev = None
-    onlink = False
-    if len(hops) == 1:
-        via, dev, onlink = hops[0].via, hops[0].dev, hops[0].onlink
-        hops = []
-    return Route(to=f"{dst}/{info['dst_len']}", metric=info["metric"], table=info["table"], type=info["type"],
-                 via=via, dev=dev, src=text(info["prefsrc"]) if info["prefsrc"] else None, onlink=onlink,
-                 mtu=info["mtu"], nexthops=tuple(hops))
+def _route(info: rtnl.RouteInfo, names: dict[int, str], owner: str | None = None) -> Route:
+    """A route as the State has it, `owner`'s: addresses as text, interfaces by name; the kernel's `dev lo`
+    of an IPv6 blackhole, unreachable or prohibit route left out, as IPv4 has none."""
+    text = _ipv4 if info["family"] == socket.AF_INET else _ipv6
+    hops = info["hops"]
+    prefsrc = info["prefsrc"]
+    src = text(prefsrc) if prefsrc else None
+    to = _prefix(info["family"], info["dst"], info["dst_len"])
+    if len(hops) == 1:  # a plain route: its one path is the route's via and dev
+        h = hops[0]
+        gateway = h["gateway"]
+        return Route(to=to, metric=info["metric"], table=info["table"], type=info["type"],
+                     via=text(gateway) if gateway else None, dev=names.get(h["ifindex"]), src=src,
+                     onlink=h["onlink"], mtu=info["mtu"], owner=owner)
+    nexthops = tuple(Nexthop(text(h["gateway"]) if h["gateway"] else None, names.get(h["ifindex"]), h["weight"],
+                             h["onlink"]) for h in hops)
+    return Route(to=to, metric=info["metric"], table=info["table"], type=info["type"], src=src, mtu=info["mtu"],
+                 nexthops=nexthops, owner=owner)
+
+
+@functools.lru_cache(maxsize=65536)
+def _prefix(family: int, dst: bytes | None, dst_len: int) -> str:
+    """A route's destination as text: '10.1.0.0/16', '::/0'."""
+    if not dst:
+        return f"{'0.0.0.0' if family == socket.AF_INET else '::'}/{dst_len}"
+    return f"{(_ipv4 if family == socket.AF_INET else _ipv6)(dst)}/{dst_len}"
 
 
 def _ipv4(packed: bytes) -> str:

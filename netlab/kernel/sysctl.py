@@ -16,10 +16,12 @@ from .namespaces import Namespaces
 ROOT = "/proc/sys/"
 
 
-def read(namespaces: Namespaces, ns: str, paths: frozenset[str], links: set[str]) -> dict[str, str]:
+def read(namespaces: Namespaces, ns: str, paths: frozenset[str], links: set[str], strict: bool = True
+         ) -> dict[str, str]:
     """The values of `paths` in namespace `ns`; a path with '*' for its interface part stands for every
     interface's (and all's and default's). A per-interface key of a link that does not exist (yet) is
-    left out; any other missing key is an error."""
+    left out; any other missing key, or one that is read-only there, is an error if `strict`, else left
+    out too."""
     out: dict[str, str] = {}
     with namespaces.inside(ns):
         for path in sorted(paths):
@@ -37,10 +39,12 @@ def read(namespaces: Namespaces, ns: str, paths: frozenset[str], links: set[str]
             value = _read(ROOT + path)
             if value is None:
                 iface = interface_of(path)
-                if iface is not None and iface not in links:
+                if (iface is not None and iface not in links) or not strict:
                     continue  # its interface is made by the plan
                 raise _missing(ns, path)
             if not os.stat(ROOT + path).st_mode & 0o222:  # a key a child namespace may only read
+                if not strict:
+                    continue
                 raise _read_only(ns, path)
             out[path] = value
     return out
