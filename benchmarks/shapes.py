@@ -126,3 +126,83 @@ def destroy_commands(t: Topology) -> list[tuple[str, str]]:
     out = [(HOST, f"netns del {ns}") for ns in t.namespaces]
     out += [(ns, f"link del {name}") for ns, name in t.bridges if ns == HOST]
     return out
+
+
+# --- routed: a chain of routers with static routes (issue 10) -------------------------------------------
+
+FORWARD = "net.ipv4.ip_forward"
+
+
+@dataclass
+class Routed:
+    """A chain of N routers: router i has a veth `left` to router i-1 and `right` to router i+1, a /24 per
+    link (link k joins router k, .1 on its `right`, to router k+1, .2 on its `left`), IPv4 forwarding on,
+    and a route to every link subnet it is not on: via its left neighbour for those to its left, via its
+    right neighbour for those to its right. N(N-3)+2 routes in all (89,102 at N=300)."""
+
+    name: str
+    routers: list[str]
+    subnets: list[str]  # link k's prefix
+
+    @property
+    def namespaces(self) -> list[str]:
+        return self.routers
+
+    def address(self, k: int, side: int) -> str:
+        """Link k's address on router k (side 1) or router k+1 (side 2), without its prefix length."""
+        return self.subnets[k].replace(".0/24", f".{side}")
+
+    def interfaces(self, i: int) -> list[tuple[str, int, int]]:
+        """(name, link, side) of router i's interfaces."""
+        out = [("left", i - 1, 2)] if i > 0 else []
+        return out + ([("right", i, 1)] if i + 1 < len(self.routers) else [])
+
+    def routes(self, i: int) -> list[tuple[list[str], str]]:
+        """Router i's routes as (destinations, gateway): one entry per direction."""
+        out = []
+        if i >= 2:
+            out.append((self.subnets[:i - 1], self.address(i - 1, 1)))
+        if i + 2 < len(self.routers):
+            out.append((self.subnets[i + 1:], self.address(i, 2)))
+        return out
+
+    def route_count(self, i: int) -> int:
+        return sum(len(to) for to, _ in self.routes(i))
+
+
+def routed_chain(n: int, p: str) -> Routed:
+    return Routed(f"bench-{p}", [f"{p}r{i}" for i in range(n)],
+                  [f"10.{k >> 8 & 255}.{k & 255}.0/24" for k in range(n - 1)])
+
+
+def routed_yaml(t: Routed) -> str:
+    """netlab's file, compact: one route entry per direction with all its destinations in `to:` (each
+    destination is still one kernel route)."""
+    lines = [f"name: {t.name}", "namespaces:"]
+    for i, ns in enumerate(t.routers):
+        lines += [f"  {ns}:", f"    sysctls: {{{FORWARD}: 1}}", "    interfaces:"]
+        for name, k, side in t.interfaces(i):
+            peer = "" if side == 2 else f"kind: veth, peer: {t.routers[i + 1]}/left, "
+            lines.append(f"      {name}: {{{peer}addresses: [{t.address(k, side)}/24]}}")
+        if t.routes(i):
+            lines.append("    routes:")
+            for to, via in t.routes(i):
+                lines.append(f"      - {{to: [{', '.join(to)}], via: {via}}}")
+    return "\n".join(lines) + "\n"
+
+
+def routed_ip_batch(t: Routed) -> tuple[str, dict[str, str]]:
+    """The `ip -batch` contender: a root batch that makes the namespaces and every veth with both ends
+    already in their namespaces, then one batch per namespace (run inside it): addresses, links up, one
+    `route add` per route (marked with netlab's protocol number, so the routes are the same).
+    Returns (root batch, {namespace: batch})."""
+    root = [f"netns add {ns}" for ns in t.routers]
+    for i in range(len(t.routers) - 1):
+        root.append(f"link add right netns {t.routers[i]} type veth peer name left netns {t.routers[i + 1]}")
+    per_ns = {}
+    for i, ns in enumerate(t.routers):
+        cmds = [f"addr add {t.address(k, side)}/24 dev {name}" for name, k, side in t.interfaces(i)]
+        cmds += ["link set lo up"] + [f"link set {name} up" for name, _, _ in t.interfaces(i)]
+        cmds += [f"route add {to} via {via} proto 201" for dests, via in t.routes(i) for to in dests]
+        per_ns[ns] = "".join(c + "\n" for c in cmds)
+    return "".join(c + "\n" for c in root), per_ns

@@ -72,6 +72,12 @@ def _network(text: str) -> Net | str:
         return f"{text!r} is not a prefix like 10.0.0.0/24, 2001:db8::/64 or default"
 
 
+@functools.cache
+def _text(text: str) -> str:
+    """The network `text` names, as the State spells it ('10.1.0.0/16', '::/0'); `text` is valid."""
+    return str(_network(text))
+
+
 class _Namespace:
     """What the route checks need to know of a namespace: its addresses by interface and its subnets."""
 
@@ -93,7 +99,11 @@ class _Namespace:
 
 
 def routes(namespace: str, spec: Any, problems: list[Problem], owner: str | None = None) -> dict[RouteKey, Route]:
-    """The namespace's routes, checked (problems are added to `problems`), by key."""
+    """The namespace's routes, checked (problems are added to `problems`), by key.
+
+    An entry with many destinations (`to: [...]`) is checked once per family for what its destinations
+    share (table, metric, type, gateway, device, source) and once per destination for the rest; the
+    problems of the shared part are reported for each destination, as if each were checked alone."""
     ns = _Namespace(namespace, spec)
     for rspec in spec.routes:  # dev-only routes make their prefix reachable: find them first
         if rspec.type == "unicast" and rspec.dev and not rspec.via and not rspec.nexthops:
@@ -109,19 +119,21 @@ def routes(namespace: str, spec: Any, problems: list[Problem], owner: str | None
         tos = rspec.to if isinstance(rspec.to, list) else [rspec.to]
         if many and not tos:
             problems.append(Problem(at + ("to",), "'to' lists no destination"))
+        shared: dict[int, _Shared] = {}
         for j, to in enumerate(tos):
             where = at + (("to", j) if many else ())
-            route = _route(ns, rspec, to, at, where, problems, owner)
+            route = _route(ns, rspec, to, at, where, problems, owner, shared)
             if route is None:
                 continue
-            if route.key in first:
+            key = route.key
+            if key in first:
                 also = " (IPv6 would merge them into one multipath route: use nexthops:)" if route.family == 6 else ""
                 problems.append(Problem(where, f"a route to {route.label} is already declared at "
-                                               f"{_shown(first[route.key])}: the kernel knows a route by its table, "
+                                               f"{_shown(first[key])}: the kernel knows a route by its table, "
                                                f"destination and metric{also}"))
                 continue
-            first[route.key] = where
-            out[route.key] = route
+            first[key] = where
+            out[key] = route
     return out
 
 
@@ -129,19 +141,58 @@ def _shown(path: Path) -> str:
     return ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path[2:]).replace(".[", "[")
 
 
+Recorded = tuple[str | None, str, Problem | None]
+"""A problem of an entry's shared part: (field, message, None), reported at the entry's field, or at the
+destination when the field is None; or (None, "", problem), reported as it is (a nexthop's)."""
+
+
+class _Shared:
+    """What an entry's destinations of one family share, checked once: the problems found (reported again
+    for each destination) and the route's fields."""
+
+    __slots__ = ("dev", "hops", "metric", "recorded", "src", "table", "via")
+
+    def __init__(self, recorded: list[Recorded], table: int, metric: int, src: str | None, via: str | None,
+                 dev: str | None, hops: tuple[Nexthop, ...]):
+        self.recorded, self.table, self.metric, self.src = recorded, table, metric, src
+        self.via, self.dev, self.hops = via, dev, hops
+
+
 def _route(ns: _Namespace, spec: RouteSpec, to: str, at: Path, where: Path, problems: list[Problem],
-           owner: str | None) -> Route | None:
-    before = len(problems)
-
-    def problem(field: str | None, message: str) -> None:
-        problems.append(Problem(where if field is None else at + (field,), message))
-
-    family = _family(spec, to)
-    net = _network("default6" if to == "default" and family == 6 else to)
+           owner: str | None, shared: dict[int, _Shared]) -> Route | None:
+    text = "default6" if to == "default" and _family(spec, to) == 6 else to
+    net = _network(text)
     if isinstance(net, str):
-        problem(None if where != at else "to", net)
+        problems.append(Problem(where if where != at else at + ("to",), net))
         return None
     family = net.version
+    common = shared.get(family)
+    if common is None:
+        common = shared[family] = _common(ns, spec, family, at, where != at)
+    for field, message, fixed in common.recorded:
+        problems.append(fixed if fixed is not None else Problem(where if field is None else at + (field,), message))
+    failed = bool(common.recorded)
+    metric, table, via = common.metric, common.table, common.via
+    if via is None and not common.hops and spec.type == "unicast" and table == MAIN_TABLE \
+            and metric == KERNEL_METRIC[family] and any(subnet == net for subnet, _ in ns.subnets):
+        problems.append(Problem(where if where != at else at + ("to",),
+                                f"the kernel makes the route to {net} itself, from the address on that subnet "
+                                "(give a metric to add another)"))
+        return None
+    if failed:
+        return None
+    return Route(to=_text(text), metric=metric, table=table, type=spec.type, via=via, dev=common.dev,
+                 src=common.src, onlink=spec.onlink, mtu=spec.mtu, nexthops=common.hops, owner=owner)
+
+
+def _common(ns: _Namespace, spec: RouteSpec, family: int, at: Path, many: bool) -> _Shared:
+    """The checks and fields of the entry at `at` that do not depend on its destination, only on its
+    family. `many`: the entry lists its destinations (a problem about them is reported at each one)."""
+    recorded: list[Recorded] = []
+
+    def problem(field: str | None, message: str) -> None:
+        recorded.append((field, message, None))
+
     table = TABLES[spec.table] if isinstance(spec.table, str) else spec.table
     if table in (0, 255):
         problem("table", f"table {table} is the kernel's ({'unspecified' if table == 0 else 'local'}); "
@@ -166,8 +217,8 @@ def _route(ns: _Namespace, spec: RouteSpec, to: str, at: Path, where: Path, prob
         if len(spec.nexthops) < 2:
             problem("nexthops", "a multipath route has at least two nexthops (one is a plain route: via/dev)")
     elif not spec.via and not spec.dev:
-        problem(None if where != at else "to", "a route needs a gateway (via), a device (dev), nexthops, or a "
-                                               "type (blackhole, unreachable, prohibit)")
+        problem(None if many else "to", "a route needs a gateway (via), a device (dev), nexthops, or a "
+                                        "type (blackhole, unreachable, prohibit)")
     src = None
     if spec.src is not None:
         ip = _address(spec.src)
@@ -189,7 +240,7 @@ def _route(ns: _Namespace, spec: RouteSpec, to: str, at: Path, where: Path, prob
             hat = at + ("nexthops", k)
 
             def hop_problem(field: str | None, message: str, hat: Path = hat) -> None:
-                problems.append(Problem(hat if field is None else hat + (field,), message))
+                recorded.append((None, "", Problem(hat if field is None else hat + (field,), message)))
 
             if family == 6 and not hop.via:
                 hop_problem(None, "an IPv6 multipath route's nexthops each need a gateway (via)")
@@ -205,14 +256,7 @@ def _route(ns: _Namespace, spec: RouteSpec, to: str, at: Path, where: Path, prob
             problem("dev" if spec.dev else None, f"in the root namespace a route must go through an interface "
                                                  f"the topology declares there ({d} is the host's): netlab tells "
                                                  "its routes from the host's by their links")
-    if spec.type == "unicast" and table == MAIN_TABLE and metric == KERNEL_METRIC[family] and via is None \
-            and not hops and any(subnet == net for subnet, _ in ns.subnets):
-        problem(None if where != at else "to", f"the kernel makes the route to {net} itself, from the address "
-                                               "on that subnet (give a metric to add another)")
-    if len(problems) > before:
-        return None
-    return Route(to=str(net), metric=metric, table=table, type=spec.type, via=via, dev=dev, src=src,
-                 onlink=spec.onlink, mtu=spec.mtu, nexthops=tuple(hops), owner=owner)
+    return _Shared(recorded, table, metric, src, via, dev, tuple(hops))
 
 
 def _family(spec: RouteSpec, to: str) -> int:

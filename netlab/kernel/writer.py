@@ -223,17 +223,19 @@ class Writer:
         by its key and the mark, so that it can only ever delete netlab's route."""
         route: Route = step.value
         family, dst, dst_len = _prefix(route.to)
-        op = step.op.removesuffix("_route")
+        op = _ROUTE_OP[step.op]
+        if op == "delete":
+            return rtnl.route(op, family, dst, dst_len, route.table, route.metric, ROUTE_PROTOCOL)
         hops: list[rtnl.Hop] = []
-        if op != "delete":
-            paths = [(h.via, h.dev, h.weight, h.onlink) for h in route.nexthops] or \
-                [(route.via, route.dev, 1, route.onlink)] if route.type == "unicast" else []
-            for via, dev, weight, onlink in paths:
+        if route.type == "unicast":
+            ns = step.namespace
+            for via, dev, weight, onlink in ([(h.via, h.dev, h.weight, h.onlink) for h in route.nexthops]
+                                             if route.nexthops else ((route.via, route.dev, 1, route.onlink),)):
                 index = 0
                 if dev is not None:
-                    found = self._index(step.namespace, dev, known)
+                    found = self._index(ns, dev, known)
                     if found is None:
-                        raise KernelError.of(errno.ENODEV, f"link {step.namespace}/{dev}")
+                        raise KernelError.of(errno.ENODEV, f"link {ns}/{dev}")
                     index = found
                 hops.append({"gateway": _packed(via) if via else None, "ifindex": index, "weight": weight,
                              "onlink": onlink})
@@ -348,6 +350,9 @@ def _key(step: Step) -> tuple[str, str]:
     if step.op.endswith("_netns"):
         return step.op, ""
     return ("set_sysctl" if step.op == "set_sysctl" else "links"), step.namespace
+
+
+_ROUTE_OP = {"add_route": "add", "replace_route": "replace", "delete_route": "delete"}
 
 
 @functools.lru_cache(maxsize=65536)
