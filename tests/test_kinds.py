@@ -1,7 +1,8 @@
 """Link kinds (netlab/kinds/): the registry lists each kind once and the schema, the create order and
 the encoders take them from it; each kind's options, plan text and netlink encoding, the encoding read
-back by pyroute2. No root, no kernel (the kinds this kernel lacks, dummy among them, are tested on a
-stock kernel by the link-kinds issue; golden plans with every kind are in tests/golden/kinds-fresh)."""
+back by pyroute2; loopback, whose spec only `lo` takes (for its addresses, by its name). No root, no
+kernel (the kinds this kernel lacks, dummy among them, are tested on a stock kernel by the link-kinds
+issue; golden plans with every kind are in tests/golden/kinds-fresh)."""
 
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from netlab.errors import ValidationError
-from netlab.kinds import DECLARABLE, KINDS, create_order, kind
+from netlab.kinds import DECLARABLE, KINDS, SPECS, create_order, kind
 from netlab.model import desired, loads
 from netlab.netlink import rtnl, transport
 from netlab.state import Link
@@ -37,6 +38,8 @@ class Facts:
 
 def test_the_registry_lists_every_kind_once_in_create_order():
     assert list(KINDS) == ["loopback", "bridge", "dummy", "veth"]
+    # loopback has a spec (lo's addresses can be declared) but no `kind:` names it: lo is declared by name
+    assert list(SPECS) == ["loopback", "bridge", "dummy", "veth"]
     assert DECLARABLE == ("bridge", "dummy", "veth")
     assert create_order("bridge") < create_order("veth")  # a master before the ports that join it
     assert kind("vxlan").name == "vxlan" and kind("vxlan").spec is None  # read, never made
@@ -85,3 +88,27 @@ def test_a_veth_whose_peer_changed_is_replaced_and_a_bridge_is_not():
     assert kind("veth").replace_reason(old, new) == "peer b/p0 -> c/p0"
     assert kind("veth").replace_reason(old, old) is None
     assert kind("bridge").replace_reason(Link("br", "bridge", mtu=1500), Link("br", "bridge", mtu=9000)) is None
+
+
+def test_loopback_is_declared_only_as_lo_by_its_name_for_its_addresses():
+    lo = desired(loads(HEAD + "      lo: {addresses: [10.255.0.1/32, 'fd00::1/128']}\n")).link("n", "lo")
+    assert lo is not None
+    assert (lo.kind, lo.addresses, lo.up, lo.mtu) == \
+        ("loopback", frozenset({"10.255.0.1/32", "fd00::1/128"}), True, None)
+    # naming the kind lo has is tolerated (the schema adds it when it is left out)
+    assert desired(loads(HEAD + "      lo: {kind: loopback}\n")).link("n", "lo") == Link("lo", "loopback", up=True)
+    undeclared = desired(loads(HEAD + "      d0: {kind: dummy}\n")).link("n", "lo")
+    assert undeclared is not None and (undeclared.kind, undeclared.addresses) == ("loopback", frozenset())
+    for text, says in [
+        ("      l0: {kind: loopback}\n", "kind loopback is only lo's"),
+        ("      lo: {kind: dummy}\n", "leave out its kind"),
+        ("      lo: {mtu: 9000}\n", "only its addresses"),
+        ("      lo: {up: false}\n", "always up"),
+        ("      lo: {addresses: [127.0.0.1/8]}\n", "lo's own"),
+        ("      lo: {peer: n/x}\n", "peer"),
+        ("      d0: {kind: lopback}\n", r"unknown kind 'lopback' \(supported: bridge, dummy, veth\)"),
+    ]:
+        with pytest.raises(ValidationError, match=says):
+            loads(HEAD + text)
+    with pytest.raises(ValidationError, match="host's"):
+        loads("name: t\nnamespaces:\n  host:\n    interfaces:\n      lo: {addresses: [10.9.9.9/32]}\n")
