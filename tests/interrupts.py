@@ -1,6 +1,8 @@
-"""What the crash and interrupt suites share: a 40-namespace topology, and moments spread over the span in
-which `netlab apply` or `netlab destroy` writes."""
+"""What the crash and interrupt suites share: a 40-namespace topology (routed: forwarding, default routes,
+blackholes, a root-namespace route), and moments spread over the span in which `netlab apply` or `netlab
+destroy` writes."""
 
+import json
 import os
 import random
 import subprocess
@@ -12,21 +14,37 @@ from conftest import ROOT, Lab, netns_names
 from test_kernel_reconcile import HOST_BRIDGE, SEED
 
 
-def star(lab: Lab, n: int) -> str:
-    """The seed topology plus a star of n namespaces on a root-namespace bridge (about 8n+40 steps)."""
+def star(lab: Lab, n: int, routed: bool = False) -> str:
+    """The seed topology plus a star of n namespaces on a root-namespace bridge (about 8n+40 steps).
+    `routed`: each of them also forwards (two sysctls), has IPv4 and IPv6 default routes through the
+    bridge's addresses and a blackhole route, and the root namespace has a route through the first of
+    them (about 13n+40 steps)."""
     ports = "".join(f"      \"@v{i}\": {{kind: veth, peer: \"@s{i}/eth0\", master: \"@sbr\"}}\n" for i in range(n))
+    bridge = '{kind: bridge, addresses: [10.9.0.254/24, "fd09::fe/64"]}' if routed else "{kind: bridge}"
     host = "\n".join(HOST_BRIDGE.split("\n")[3:]).replace(
-        '      "@h2"', '      "@sbr": {kind: bridge}\n' + ports + '      "@h2"')
+        '      "@h2"', f'      "@sbr": {bridge}\n' + ports + '      "@h2"')
+    if routed:
+        host = host.replace('  "@c1":', "    routes:\n      - {to: 10.77.0.0/16, via: 10.9.0.1}\n" + '  "@c1":')
     text = SEED + host.rstrip("\n") + "\n"
-    text += "".join(f"  \"@s{i}\":\n    interfaces:\n      eth0: {{addresses: [10.9.0.{i + 1}/24]}}\n"
-                    for i in range(n))
+    for i in range(n):
+        if routed:
+            text += (f"  \"@s{i}\":\n    forwarding: true\n    interfaces:\n"
+                     f"      eth0: {{addresses: [10.9.0.{i + 1}/24, \"fd09::{i + 1:x}/64\"]}}\n"
+                     f"    routes:\n      - {{to: default, via: 10.9.0.254}}\n"
+                     f"      - {{to: default6, via: \"fd09::fe\"}}\n"
+                     f"      - {{to: 10.78.{i}.0/24, type: blackhole}}\n")
+        else:
+            text += f"  \"@s{i}\":\n    interfaces:\n      eth0: {{addresses: [10.9.0.{i + 1}/24]}}\n"
     return lab.write(text)
 
 
 def ours(lab: Lab) -> list[str]:
-    """Namespaces and root-namespace links with the test's prefix, the user's canaries (`<p>u...`) left out."""
+    """Namespaces and root-namespace links with the test's prefix, the user's canaries (`<p>u...`) left
+    out, and netlab's routes in the root namespace."""
     mine = lambda name: name.startswith(lab.p) and not name.startswith(f"{lab.p}u")  # noqa: E731
-    return [n for n in netns_names() if mine(n)] + [n for n in lab.links() if mine(n)]
+    routes = [json.loads(r) for r in lab.routes()]
+    return [n for n in netns_names() if mine(n)] + [n for n in lab.links() if mine(n)] + [
+        f"route {r['dst']} ({r.get('dev')})" for r in routes if r.get("protocol") == "201"]
 
 
 def _timed(lab: Lab, *args: str, check: int) -> float:
@@ -35,14 +53,14 @@ def _timed(lab: Lab, *args: str, check: int) -> float:
     return time.perf_counter() - start
 
 
-def spread(lab: Lab, command: str, points: int, seed: int) -> tuple[str, list[tuple[bool, float]]]:
+def spread(lab: Lab, command: str, points: int, seed: int, routed: bool = True) -> tuple[str, list[tuple[bool, float]]]:
     """(topology file, `points` moments in a run of `netlab <command>`, apply or destroy). A moment is
     (after the first write?, seconds): a third of them fall in the span before the first write (start-up,
     reading, planning: a `diff` takes that long), measured from the start; the rest in the span of the
     writes and the final check, measured from the first write, which `start` watches for. (Offsets from
     the start alone missed the writes on a loaded machine: they take a tenth of the run.) With CI set the
     moments are the same on every run."""
-    path = star(lab, 30)
+    path = star(lab, 30, routed)
     reading = _timed(lab, "diff", path, check=2)
     full = _timed(lab, "apply", path, check=0)
     if command == "destroy":

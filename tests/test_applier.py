@@ -3,9 +3,9 @@ The same is done against the real kernel in test_kernel_rollback.py.
 
 Two topologies: BIG (links of every kind, in every way the planner changes them) and ROUTED (routes and
 sysctls: a router with forwarding, default routes, multipath, blackhole, a route table, a root-namespace
-route). Each is created, changed and destroyed. The plan is made from what netlab reads (the sysctls its
-Scope names); a rollback must leave the kernel as it was in everything the fake has, sysctls netlab did
-not read included."""
+route). Each is created, changed and destroyed; ROUTED is also destroyed by name and repaired after drift
+made by hand. The plan is made from what netlab reads (the sysctls its Scope names); a rollback must leave
+the kernel as it was in everything the fake has, sysctls netlab did not read included."""
 
 import errno
 from collections.abc import Iterator
@@ -31,12 +31,9 @@ RT_CHANGED = loads(ROUTED_CHANGED.replace("@", "rt"))
 CODES = [errno.EEXIST, errno.ENODEV, errno.EBUSY, errno.EPERM, errno.EINVAL, errno.ENETUNREACH, errno.ESRCH,
          errno.ETIMEDOUT]
 
-# What the undo of a namespace's deletion needs to put back, and a destroy reads none of (api.destroy's
-# Scope names no sysctls). With them read (the proposed fix), the routed destroy rolls back.
-FORWARDING = frozenset({"net/ipv4/ip_forward", "net/ipv4/conf/*/forwarding", "net/ipv6/conf/*/forwarding",
-                        "net/ipv4/conf/*/rp_filter"})
-DESTROY_SYSCTLS = ("netlab bug: a destroy reads no sysctls (api.destroy's Scope names none), so the undo of a "
-                   "namespace's deletion recreates it without them (ip_forward 0, rp_filter the default)")
+BY_NAME = ("documented limitation: a destroy by name alone reads no sysctls (api.destroy cannot know which "
+           "a namespace was given), so the undo of a namespace's deletion recreates it without them "
+           "(ip_forward 0, rp_filter the default)")
 
 
 def applied(topo: Topology) -> State:
@@ -50,36 +47,26 @@ def applied(topo: Topology) -> State:
 
 def transitions() -> Iterator[Any]:
     """(topology name, starting state (all of it), desired State, what netlab reads, the least number of
-    steps) for create, change and destroy of each topology, and the routed destroy as proposed."""
+    steps) for create, change and destroy of each topology (a destroy given the file reads the sysctls
+    it declares, as api.destroy does), a routed destroy by name, and a repair of drift made by hand."""
     for name, topo, changed, least in (("big", TOPO, CHANGED, (20, 20, 5)), ("routed", RT, RT_CHANGED, (45, 20, 4))):
         yield pytest.param(topo.name, host_only(), desired(topo), scope_keys(desired(topo)), least[0],
                            id=f"{name}-create")
         yield pytest.param(topo.name, applied(topo), desired(changed), scope_keys(desired(changed)), least[1],
                            id=f"{name}-change")
-        yield pytest.param(topo.name, applied(topo), host_only(), {}, least[2], id=f"{name}-destroy")
+        yield pytest.param(topo.name, applied(topo), host_only(), scope_keys(desired(topo)), least[2],
+                           id=f"{name}-destroy")
     start = applied(RT)
-    proposed = {n: FORWARDING for n, ns in start.namespaces.items() if ns.owner == RT.name}
-    yield pytest.param(RT.name, start, host_only(), proposed, 4, id="routed-destroy-proposed-fix")
-    # By hand: ip_forward turned off (every interface's forwarding with it), a link set down (the kernel
-    # deletes the routes through it: apply brings them back), a route deleted.
+    yield pytest.param(RT.name, start, host_only(), {}, 4, id="routed-destroy-by-name")
+    # By hand: ip_forward turned off (every interface's forwarding with it: up0's declared 0 too, which the
+    # repair's ip_forward write turns to 1 again), a link set down (the kernel deletes the routes through
+    # it: apply brings them back), a route deleted.
     drifted = FakeKernel(start)
     drifted.set_sysctl(Step("set_sysctl", "rtr", "net/ipv4/ip_forward", "0"), RT.name)
     drifted.set_down(Step("set_down", "rtr", "eth3"), RT.name)
     drifted.delete_route(Step("delete_route", "rth1", value=start.namespaces["rth1"].routes[(254, "::/0", 1024)]),
                          RT.name)
-    yield pytest.param(RT.name, drifted.observe_all(), desired(RT), scope_keys(desired(RT)), 4, id="routed-drift")
-
-
-CLOBBERED = ("netlab bug: the planner writes a declared per-interface forwarding key only when its value "
-             "differs, but the global key it writes first (ip_forward) rewrites it: after repairing "
-             "ip_forward, up0's forwarding is 1, not the declared 0 (NotConverged)")
-
-
-def known_bugs(request: pytest.FixtureRequest) -> None:
-    """For a test that checks that a plan run to the end converges: mark the drift case, which the bug
-    above makes fail, xfail (strict)."""
-    if request.node.callspec.id.endswith("routed-drift"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=CLOBBERED))
+    yield pytest.param(RT.name, drifted.observe_all(), desired(RT), scope_keys(desired(RT)), 5, id="routed-drift")
 
 
 def planned(start: State, want: State, keys: Keys, name: str) -> tuple[State, Plan]:
@@ -89,8 +76,7 @@ def planned(start: State, want: State, keys: Keys, name: str) -> tuple[State, Pl
 
 
 @pytest.mark.parametrize("name,start,want,keys,minimum", list(transitions()))
-def test_success_converges(name, start, want, keys, minimum, request):
-    known_bugs(request)
+def test_success_converges(name, start, want, keys, minimum):
     fake = FakeKernel(start, scope=keys, strict_deletes=True)  # no step deletes what is not there
     before, p = planned(start, want, keys, name)
     assert len(p.steps) >= minimum, p.render()
@@ -103,9 +89,9 @@ def test_success_converges(name, start, want, keys, minimum, request):
 @pytest.mark.parametrize("code", CODES, ids=errno.errorcode.get)
 @pytest.mark.parametrize("tail", [0, 3], ids=["last-in-batch", "mid-batch"])
 def test_failure_at_every_step_rolls_back(name, start, want, keys, minimum, code, tail, figures, request):
-    if name == RT.name and want == host_only() and not keys and code == errno.ETIMEDOUT:
+    if request.node.callspec.id.endswith("routed-destroy-by-name") and code == errno.ETIMEDOUT:
         # the router's namespace, deleted last, is deleted only when its deletion fails with ETIMEDOUT
-        request.applymarker(pytest.mark.xfail(strict=True, reason=DESTROY_SYSCTLS))
+        request.applymarker(pytest.mark.xfail(strict=True, reason=BY_NAME))
     before, p = planned(start, want, keys, name)
     for k in range(1, len(p.steps) + 1):
         fake = FakeKernel(start, fail_at={k}, errno_=code, batch_tail=tail, scope=keys)
@@ -146,12 +132,10 @@ def test_interrupt_at_every_step_rolls_back_an_apply_and_stops_a_destroy(name, s
 
 
 @pytest.mark.parametrize("name,start,want,keys,minimum", list(transitions()))
-def test_failed_rollback_is_reported_and_a_later_apply_converges(name, start, want, keys, minimum, figures,
-                                                                 request):
+def test_failed_rollback_is_reported_and_a_later_apply_converges(name, start, want, keys, minimum, figures):
     """A fault in the rollback is judged by the kernel: if the state is as before anyway (a namespace took
     the link whose undo failed with it), that is a rollback; if not, it is reported as incomplete with what
     is left, never as success. Either way a later apply converges."""
-    known_bugs(request)
     before, p = planned(start, want, keys, name)
     incomplete = 0
     for k in range(2, len(p.steps) + 1):
