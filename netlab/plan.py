@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from .state import Link, Route, sysctl_name
+from .sysctls import interface_of
 
 FORMAT_VERSION = 3  # 3: routes and sysctls; each change says what it is about ("object")
 
@@ -189,8 +190,10 @@ class Change:
             detail = step.detail(created)
             if self.what in ("route", "sysctl"):
                 parts.setdefault("", []).append(detail)
-            elif step.op == "set_sysctl":  # of a namespace or link made here
-                parts.setdefault("", []).append(f"{sysctl_name(step.name or '')} {detail}")
+            elif step.op == "set_sysctl":  # of a namespace or link made here: under its interface's name
+                iface = interface_of(step.name or "")
+                where = f"{step.namespace}/{iface}" if iface and self.name is not None else own
+                parts.setdefault("" if where == own else where, []).append(f"{sysctl_name(step.name or '')} {detail}")
             elif self.name is None and step.name is not None:  # a namespace's lo
                 parts.setdefault("", []).append(f"{step.name} {detail}")
             elif detail:

@@ -151,7 +151,7 @@ def _unroute(w: _Work) -> None:
             if have.owner != w.topology:
                 continue
             want = want_routes.get(key)
-            why = dying.get(key) or (w.gone_reason if want is None else None)
+            why = w.gone_reason if want is None else dying.get(key)
             if why is None and want is not None and want != have and not _holds_after(w, ns_name, have):
                 why = "changed, and the route it was could not be put back in place"
             if why is None:
@@ -163,11 +163,18 @@ def _unroute(w: _Work) -> None:
 
 
 def _shrink(w: _Work) -> None:
-    """Take from links that stay what the topology no longer gives them: addresses, masters, up."""
+    """Take from links that stay what the topology no longer gives them: addresses, masters, up. A link
+    that goes down loses its IPv6 addresses (the kernel's default, keep_addr_on_down=0): they are deleted
+    first, so that undo puts them back once it is up again, and added again by the grow phase."""
     for ns, want, have in w.staying:
         if want.addresses is not None and have.addresses is not None:
-            for addr in sorted_addresses(have.addresses - want.addresses):
+            gone = have.addresses - want.addresses
+            if have.up and not want.up:
+                gone |= {a for a in have.addresses if ":" in a}
+            for addr in sorted_addresses(gone):
                 w.add(_paired("delete_address", "add_address", ns, want.name, addr))
+            if gone & want.addresses:
+                w.after = _with_link(w.after, ns, replace(have, addresses=have.addresses - gone))
     for ns, want, have in w.staying:
         if have.master is not None and want.master is None:
             w.add(Step("clear_master", ns, want.name, before=have.master,
@@ -318,6 +325,11 @@ PHASES: tuple[Callable[[_Work], None], ...] = (_unroute, _shrink, _delete, _crea
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
+
+
+def _with_link(state: State, ns: str, link: Link) -> State:
+    namespace = state.namespaces[ns]
+    return State({**state.namespaces, ns: replace(namespace, links={**namespace.links, link.name: link})})
 
 
 def _paired(action: str, undo_action: str, ns: str, name: str, value: str) -> Step:
@@ -533,7 +545,7 @@ def _rebuild_namespace(live: State, name: str, rank: dict[str, int], doomed: dic
     if lo is not None:
         steps += [Step("add_address", name, LOOPBACK, addr) for addr in sorted_addresses(lo.addresses or ())]
     steps += [Step("set_sysctl", name, path, ns.sysctls[path]) for path in sorted(ns.sysctls, key=sysctls.write_order)
-              if sysctls.interface_of(path) is None]
+              if sysctls.interface_of(path) in (None, LOOPBACK)]
     return tuple(steps)
 
 
@@ -587,6 +599,9 @@ def _dying_routes(w: _Work, ns_name: str) -> dict[RouteKey, str]:
             lost.update(a.split("/")[0] for a in have.addresses - want.addresses)
             if any(":" not in a for a in have.addresses) and not any(":" not in a for a in kept):
                 no_ipv4.add(want.name)
+    for name, link in have_ns.links.items():  # a deleted link's addresses go with it
+        if (ns_name, name) in w.removed:
+            lost.update(a.split("/")[0] for a in link.addresses or ())
     dying: dict[RouteKey, str] = {}
     for key, route in have_ns.routes.items():
         if route.owner != w.topology:

@@ -329,6 +329,10 @@ def _hop(ns: _Namespace, family: int, via_text: str | None, dev: str | None, onl
     if len(found) > 1:
         problem("via", f"gateway {via} is reachable through {', '.join(found)}: say which with dev")
         return None
+    if found[0] in ns.down:
+        problem("via", f"gateway {via} is reached through {found[0]}, which is declared down: the kernel keeps "
+                       "no route through a link that is down")
+        return None
     return str(via), found[0]
 
 

@@ -99,10 +99,11 @@ def check(namespace: str, spec: Any, problems: list[Problem]) -> None:
             problems.append(Problem(here, f"{key!r} is not a sysctl name like net.ipv4.ip_forward (or, where an "
                                           "interface name has a dot, net/ipv4/conf/eth0.10/rp_filter)"))
             continue
-        if path in seen:
-            problems.append(Problem(here, f"{key!r} is {seen[path]!r} again"))
+        same = "net/ipv4/ip_forward" if path == "net/ipv4/conf/all/forwarding" else path  # one value, two names
+        if same in seen:
+            problems.append(Problem(here, f"{key!r} is {seen[same]!r} again"))
             continue
-        seen[path] = key
+        seen[same] = key
         if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, str) and (
                 not value.strip() or "\n" in value)):
             shown = f"{type(value).__name__} {value!r}" if value is not None else "nothing"
@@ -113,7 +114,7 @@ def check(namespace: str, spec: Any, problems: list[Problem]) -> None:
         if iface is not None and iface != "lo" and iface not in spec.interfaces:
             problems.append(Problem(here, f"{key!r} is a setting of interface {iface!r}, which namespace "
                                           f"{namespace!r} does not declare"))
-        if spec.forwarding is not None and path in FORWARDING and normalize(value) != ("1" if spec.forwarding
+        if spec.forwarding is not None and same in FORWARDING and normalize(value) != ("1" if spec.forwarding
                                                                                           else "0"):
             problems.append(Problem(here, f"{key!r} says {value!r} but forwarding: {str(spec.forwarding).lower()} "
                                           "says otherwise"))

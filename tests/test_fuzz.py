@@ -26,7 +26,6 @@ from netlab.errors import ValidationError
 from netlab.model import MAX_FILE_BYTES, Topology, desired, load, loads
 from netlab.planner import plan
 from netlab.state import HOST, Namespace, State
-from netlab.sysctls import interface_of
 
 from conftest import _require_root, count
 from fakekernel import FakeKernel, scope_keys
@@ -156,19 +155,7 @@ class NoAliases(yaml.SafeDumper):
 
 
 EMPTY = State({HOST: Namespace(HOST)})
-PLANNED = {"valid": 0, "refused": 0, "routes": 0, "known": 0, "changes": 0}
-
-
-def known_bug(want: State) -> str | None:
-    """The topologies (and changes) that hit a bug reported by the layer-3 review, each pinned by a strict
-    xfail below: drop a case here when its test passes."""
-    for ns in want.namespaces.values():
-        for r in ns.routes.values():
-            if any(d in ns.links and not ns.links[d].up for d in r.devices()):
-                return "a gateway route through a link declared down is valid"
-        if "net/ipv4/ip_forward" in ns.sysctls and "net/ipv4/conf/all/forwarding" in ns.sysctls:
-            return "ip_forward and conf.all.forwarding (one value) both declared"
-    return None
+PLANNED = {"valid": 0, "refused": 0, "routes": 0, "changes": 0}
 
 
 def run(kernel: FakeKernel, steps: Any, topology: str = "fz") -> None:
@@ -207,15 +194,11 @@ def test_routed_topologies_are_refused_at_a_line_or_plan_and_converge(tmp_path_f
     ops = [s.op for s in fresh.steps]
     assert ops.count("add_route") == routes and ops.count("set_sysctl") == sysctls
     assert all(op == "add_route" for op in ops[len(ops) - routes:])  # routes last
-    # destroyed: each route and each sysctl comes back in some undo (lo's do not yet: the xfail below)
+    # destroyed: each route and each sysctl comes back in some undo
     gone = plan(EMPTY, want, "fz", destroy=True)
     undone = [u for s in gone.steps for u in s.undo]
     assert sum(u.op == "add_route" for u in undone) == routes
-    los = sum(1 for ns in want.namespaces.values() for k in ns.sysctls if interface_of(k) == "lo")
-    assert sum(u.op == "set_sysctl" for u in undone) in {sysctls, sysctls - los}
-    if known_bug(want):
-        PLANNED["known"] += 1
-        return
+    assert sum(u.op == "set_sysctl" for u in undone) == sysctls
     # applied on the in-memory kernel (tests/fakekernel.py), it converges at once, and destroy leaves host
     kernel = FakeKernel(EMPTY, scope=scope_keys(want))
     run(kernel, fresh.steps)
@@ -232,15 +215,12 @@ CHANGES = settings(FUZZ, max_examples=max(20, EXAMPLES // 2))  # two files each:
 def test_a_routed_topology_changed_converges_in_one_apply(tmp_path_factory, first, then):
     tmp = tmp_path_factory.mktemp("c")
     old, new = routed_state(first, tmp / "1.yaml"), routed_state(then, tmp / "2.yaml")
-    if old is None or new is None or known_bug(old):
+    if old is None or new is None:
         return
     kernel = FakeKernel(EMPTY, scope=scope_keys(old))
     run(kernel, plan(old, EMPTY, "fz").steps)
     kernel.scope = scope_keys(new)
     live = kernel.observe()
-    if known_bug(new):
-        PLANNED["known"] += 1
-        return
     PLANNED["changes"] += 1
     run(kernel, plan(new, live, "fz").steps)
     again = plan(new, kernel.observe(), "fz")
@@ -276,14 +256,11 @@ def applied(text: str) -> tuple[State, FakeKernel]:
     return want, kernel
 
 
-@pytest.mark.xfail(strict=True, reason="routes._hop does not refuse a gateway found on a link declared down")
 def test_found_a_gateway_on_a_link_declared_down_is_refused():
     with pytest.raises(ValidationError, match="down"):
         loads(found(up="false", routes="{to: 10.9.0.0/16, via: 10.0.2.2}"))
 
 
-@pytest.mark.xfail(strict=True, reason="sysctls.check lets net.ipv4.ip_forward and net.ipv4.conf.all.forwarding, "
-                                       "one value in the kernel, be declared with two values")
 def test_found_ip_forward_and_conf_all_forwarding_are_one_key():
     with pytest.raises(ValidationError):
         loads(found(sysctls="net.ipv4.ip_forward: 1, net.ipv4.conf.all.forwarding: 0"))
@@ -299,7 +276,6 @@ def test_found_a_forwarding_key_rewritten_by_ip_forward_is_written_again():
     assert plan(want, kernel.observe(), "t").empty
 
 
-@pytest.mark.xfail(strict=True, reason="planner._put_back_later and _rebuild_namespace put back no sysctl of lo")
 def test_found_the_undo_of_a_destroy_puts_back_los_sysctls():
     _, kernel = applied(found(sysctls="net.ipv4.conf.lo.rp_filter: 0"))
     gone = plan(EMPTY, kernel.observe(), "t", destroy=True)
@@ -307,8 +283,6 @@ def test_found_the_undo_of_a_destroy_puts_back_los_sysctls():
                                                         for u in s.undo if u.op == "set_sysctl"}
 
 
-@pytest.mark.xfail(strict=True, reason="planner._dying_routes misses the IPv4 routes whose source is an address of "
-                                       "a link that is deleted: the kernel deletes them with the address")
 def test_found_a_route_whose_source_is_on_a_replaced_link_is_put_back():
     route = "{to: 10.9.0.0/16, via: 10.0.1.2, src: 10.0.2.1}"
     _, kernel = applied(found(routes=route))
@@ -335,7 +309,6 @@ def kernel_untouched(figures):
     count(figures, "fuzz: routed topologies, valid and planned", PLANNED["valid"])
     count(figures, "fuzz: routed topologies, refused", PLANNED["refused"])
     count(figures, "fuzz: routes planned", PLANNED["routes"])
-    count(figures, "fuzz: routed topologies or changes set aside for a known bug", PLANNED["known"])
     count(figures, "fuzz: routed changes applied on the fake kernel", PLANNED["changes"])
 
 
