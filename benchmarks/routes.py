@@ -47,6 +47,8 @@ sys.path.insert(0, HERE)
 import shapes  # noqa: E402
 from run import NETLAB, timed  # noqa: E402
 
+NETLABS = ("netlab", "before")
+BEFORE = ""  # --before: a directory holding an earlier netlab package, the "before" contender
 SEGMENT = 60  # routers crossed by one verifying ping (the TTL is 64)
 TARGETS = [  # (text, (contender, op), (contender, op), bound, sizes)
     ("cold apply <= 0.6 x ip-batch", ("netlab", "create"), ("ip-batch", "create"), 0.6, {300}),
@@ -125,13 +127,17 @@ class Chain:
                 f.write(text)
         return path
 
-    def netlab(self, command: str, expect: int = 0) -> tuple[float, int]:
+    def netlab(self, command: str, expect: int = 0, contender: str = "netlab") -> tuple[float, int]:
+        if contender == "before":  # the netlab package in BEFORE (--before), run by this venv's Python; from
+            # there, since `python -m` puts the working directory ahead of PYTHONPATH
+            return timed([sys.executable, "-m", "netlab", command, self.path("topo.yaml")], expect=expect,
+                         env={**os.environ, "PYTHONPATH": BEFORE}, cwd=BEFORE)
         return timed([NETLAB, command, self.path("topo.yaml")], expect=expect)
 
     def create(self, contender: str) -> tuple[float, int]:
-        if contender == "netlab":
+        if contender in NETLABS:
             self.path("topo.yaml", shapes.routed_yaml(self.t))
-            return self.netlab("apply")
+            return self.netlab("apply", contender=contender)
         root, per_ns = shapes.routed_ip_batch(self.t)
         lines = ["set -e", f"ip -batch {self.path('root.batch', root)}"]
         for i, (ns, text) in enumerate(per_ns.items()):
@@ -142,8 +148,8 @@ class Chain:
 
     def destroy(self, contender: str) -> tuple[float, int]:
         start = time.perf_counter()
-        if contender == "netlab":
-            _, rss = self.netlab("destroy")
+        if contender in NETLABS:
+            _, rss = self.netlab("destroy", contender=contender)
         else:
             _, rss = timed(["ip", "-batch", self.path("destroy.batch",
                                                       "".join(f"netns del {ns}\n" for ns in self.t.routers))])
@@ -172,17 +178,18 @@ def measure(n: int, repeat: int, contenders: tuple[str, ...] = ("netlab", "ip-ba
                     seconds, peak = c.create(name)
                     record(f"{name}/create", seconds)
                     routes = verify(c.t, c.prefix)
-                    if name == "netlab":
+                    if name in NETLABS:
                         rss.append(peak)
                         settle()
-                        seconds, peak = c.netlab("apply")
-                        record("netlab/noop", seconds)
+                        seconds, peak = c.netlab("apply", contender=name)
+                        record(f"{name}/noop", seconds)
                         rss.append(peak)
-                        for what in (("diff", "read") if r % 2 == 0 else ("read", "diff")):
+                        reads = ("diff", "read") if name == "netlab" else ("diff",)
+                        for what in (reads if r % 2 == 0 else reads[::-1]):
                             settle()
                             if what == "diff":
-                                seconds, peak = c.netlab("diff")
-                                record("netlab/diff", seconds)
+                                seconds, peak = c.netlab("diff", contender=name)
+                                record(f"{name}/diff", seconds)
                                 rss.append(peak)
                             else:
                                 record("ip-read/read", c.read())
@@ -208,6 +215,10 @@ def ratio(res: dict, a: str, b: str) -> dict | None:
 
 
 ROWS = [("create (cold apply)", "netlab/create", "ip-batch/create"),
+        ("create: netlab vs before", "netlab/create", "before/create"),
+        ("no-op apply: netlab vs before", "netlab/noop", "before/noop"),
+        ("diff: netlab vs before", "netlab/diff", "before/diff"),
+        ("destroy: netlab vs before", "netlab/destroy", "before/destroy"),
         ("no-op apply", "netlab/noop", "ip-batch/create"),
         ("destroy", "netlab/destroy", "ip-batch/destroy"),
         ("diff vs ip -j route", "netlab/diff", "ip-read/read"),
@@ -218,17 +229,19 @@ def report(results: list[dict]) -> str:
     def spread(v: list[float]) -> str:
         return f"{statistics.median(v):.3f} [{min(v):.3f}-{max(v):.3f}]"
 
-    keys = ["netlab/create", "netlab/noop", "netlab/diff", "netlab/destroy", "ip-batch/create",
-            "ip-batch/destroy", "ip-read/read"]
+    keys = [k for k in ["netlab/create", "netlab/noop", "netlab/diff", "netlab/destroy", "before/create",
+                        "before/noop", "before/diff", "before/destroy", "ip-batch/create", "ip-batch/destroy",
+                        "ip-read/read"] if any(k in res["seconds"] for res in results)]
     lines = ["| N | routes | " + " | ".join(keys) + " | netlab RSS MiB |", "|" + "---|" * (len(keys) + 3)]
     for res in results:
         cells = [spread(res["seconds"][k]) if k in res["seconds"] else "" for k in keys]
         rss = f"{res['netlab_peak_rss_mib']:.0f}" if res["netlab_peak_rss_mib"] else ""
         lines.append(f"| {res['n']} | {res['routes']} | " + " | ".join(cells) + f" | {rss} |")
-    lines += ["", "| N | " + " | ".join(r[0] for r in ROWS) + " |", "|" + "---|" * (len(ROWS) + 1)]
+    rows = [row for row in ROWS if any(ratio(res, row[1], row[2]) for res in results)]
+    lines += ["", "| N | " + " | ".join(r[0] for r in rows) + " |", "|" + "---|" * (len(rows) + 1)]
     for res in results:
         cells = []
-        for _, a, b in ROWS:
+        for _, a, b in rows:
             q = ratio(res, a, b)
             cells.append("" if q is None else f"{q['ratio']:.2f} [{q['min']:.2f}-{q['max']:.2f}]")
         lines.append(f"| {res['n']} | " + " | ".join(cells) + " |")
@@ -300,10 +313,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--contenders", default="netlab,ip-batch")
     parser.add_argument("--json", default=os.path.join(HERE, "results-routes.json"))
+    parser.add_argument("--before", metavar="DIR", help="add the netlab package in DIR as contender 'before' "
+                        "(e.g. git archive COMMIT netlab | tar -x -C DIR)")
     parser.add_argument("--phases", type=int, metavar="N", help="time netlab's phases in process at size N")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("the benchmark creates namespaces: run it as root, inside /tmp/iso.sh or alike")
+    global BEFORE
+    BEFORE = os.path.abspath(args.before) if args.before else ""
     if args.phases:
         for name, value in phases(args.phases).items():
             print(f"| {name} | {value:.3f} |" if isinstance(value, float) else f"| {name} | {value} |")
