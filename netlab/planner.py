@@ -121,15 +121,21 @@ class _Work:
         for i, subject in enumerate(self.subjects):
             positions.setdefault(subject, []).append(i)
         changes = []
+        steps, reasons = self.steps, self.reasons
         for subject, where in positions.items():
-            ops = {self.steps[i].op for i in where}
-            created = bool(ops & {"create_link", "create_netns", "add_route"})
-            deleted = bool(ops & {"delete_link", "delete_netns", "delete_route"})
-            action = (Action.REPLACE if created and deleted else Action.CREATE if created
-                      else Action.DELETE if deleted else Action.UPDATE)
-            changes.append(Change(action, subject[1], subject[2], tuple(where), self.reasons.get(subject, ""),
+            effect = 0
+            for i in where:
+                effect |= _EFFECT.get(steps[i].op, 0)
+            changes.append(Change(_ACTIONS[effect], subject[1], subject[2], tuple(where), reasons.get(subject, ""),
                                   subject[0]))
         return Plan(self.topology, tuple(self.steps), tuple(changes))
+
+
+_CREATES, _DELETES = 1, 2
+_EFFECT = {"create_link": _CREATES, "create_netns": _CREATES, "add_route": _CREATES,
+           "delete_link": _DELETES, "delete_netns": _DELETES, "delete_route": _DELETES}
+_ACTIONS = {0: Action.UPDATE, _CREATES: Action.CREATE, _DELETES: Action.DELETE, _CREATES | _DELETES: Action.REPLACE}
+"""A change's action from its steps: what they create and delete, or-ed."""
 
 
 # --- phases ------------------------------------------------------------------------------------------------
@@ -140,12 +146,15 @@ def _unroute(w: _Work) -> None:
     be undone, or about to be deleted by the kernel as a side effect of a later step (their link goes, or
     goes down; the last IPv4 address of their link, or their source address, is deleted). What stays is
     `w.routes`, which the route phase compares with the topology."""
+    staying: dict[str, list[tuple[Link, Link]]] = {}
+    for ns, want_link, have_link in w.staying:
+        staying.setdefault(ns, []).append((want_link, have_link))
     for ns_name, have_ns in sorted(w.live.namespaces.items()):
         if ns_name in w.gone_ns or (ns_name != HOST and have_ns.owner != w.topology):
             continue
         want_ns = w.desired.namespaces.get(ns_name)
         want_routes = want_ns.routes if want_ns else {}
-        dying = _dying_routes(w, ns_name)
+        dying = _dying_routes(w, ns_name, staying.get(ns_name, ())) if have_ns.routes else {}
         kept: dict[RouteKey, Route] = {}
         for key, have in sorted(have_ns.routes.items()):
             if have.owner != w.topology:
@@ -311,13 +320,13 @@ def _route(w: _Work) -> None:
         for key, want in sorted(want_ns.routes.items(), key=lambda kv: (kv[1].via is not None or
                                                                          bool(kv[1].nexthops), kv[0])):
             have = have_routes.get(key)
-            subject: Subject = ("route", ns_name, want.label)
             if have is None:
                 w.add(Step("add_route", ns_name, value=want, undo=(Step("delete_route", ns_name, value=want),)),
-                      subject)
+                      ("route", ns_name, want.label))
             elif have != want:
                 w.add(Step("replace_route", ns_name, value=want, before=have,
-                           undo=(Step("replace_route", ns_name, value=have, before=want),)), subject)
+                           undo=(Step("replace_route", ns_name, value=have, before=want),)),
+                      ("route", ns_name, want.label))
 
 
 PHASES: tuple[Callable[[_Work], None], ...] = (_unroute, _shrink, _delete, _create, _sysctl, _modify, _grow, _up,
@@ -581,17 +590,16 @@ def _route_order(route: Route) -> tuple[bool, RouteKey]:
     return route.via is not None or bool(route.nexthops), route.key
 
 
-def _dying_routes(w: _Work, ns_name: str) -> dict[RouteKey, str]:
+def _dying_routes(w: _Work, ns_name: str, staying: Sequence[tuple[Link, Link]]) -> dict[RouteKey, str]:
     """The routes of ours in a namespace that stays that the kernel will delete as a side effect of the
     plan's other steps, with the reason: their link is deleted or goes down, their link (IPv4) loses its
-    last IPv4 address (the kernel then flushes its IPv4 routes), or their source address is deleted."""
+    last IPv4 address (the kernel then flushes its IPv4 routes), or their source address is deleted.
+    `staying`: the namespace's links that stay, (desired, live)."""
     have_ns = w.live.namespaces[ns_name]
     why: dict[str, str] = {name: "is deleted" for name in have_ns.links if (ns_name, name) in w.removed}
     no_ipv4: set[str] = set()
     lost: set[str] = set()
-    for ns, want, have in w.staying:
-        if ns != ns_name:
-            continue
+    for want, have in staying:
         if have.up and not want.up:
             why[want.name] = "goes down"
         if want.addresses is not None and have.addresses is not None:
@@ -603,6 +611,8 @@ def _dying_routes(w: _Work, ns_name: str) -> dict[RouteKey, str]:
         if (ns_name, name) in w.removed:
             lost.update(a.split("/")[0] for a in link.addresses or ())
     dying: dict[RouteKey, str] = {}
+    if not (why or no_ipv4 or lost):
+        return dying  # no link, address or link state that a route needs goes
     for key, route in have_ns.routes.items():
         if route.owner != w.topology:
             continue

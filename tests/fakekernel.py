@@ -107,7 +107,7 @@ class FakeKernel:
                 elif mine is not None and not (route.devices() and all(
                         d in links and links[d].owner == mine for d in route.devices())):
                     mine = None  # in the root namespace, a topology's only through its links
-                routes[key] = replace(route, owner=mine)
+                routes[key] = route._replace(owner=mine)
             values = {}
             wanted = None if keys is None else keys.get(n, frozenset())
             for path, value in self.sysctls[n].items() if n != HOST else ():
@@ -268,7 +268,7 @@ class FakeKernel:
             if not any(":" not in a for a in left):  # its last IPv4 address: its IPv4 routes are flushed
                 self._unroute(step.namespace, lambda route: route.family == 4 and step.name in route.devices())
         else:  # an IPv6 route only loses its source
-            self.routes[step.namespace] = {k: replace(r, src=None) if r.src == ip else r
+            self.routes[step.namespace] = {k: r._replace(src=None) if r.src == ip else r
                                            for k, r in self.routes[step.namespace].items()}
 
     # --- routes ----------------------------------------------------------------------------------------
@@ -303,12 +303,12 @@ class FakeKernel:
         self._check_route(step.namespace, route)
         if route.key in self.routes[step.namespace]:
             raise KernelError("exists", errno.EEXIST)
-        self.routes[step.namespace][route.key] = replace(route, owner=topology)
+        self.routes[step.namespace][route.key] = route._replace(owner=topology)
 
     def replace_route(self, step, topology):
         route: Route = step.value
         self._check_route(step.namespace, route)
-        self.routes[step.namespace][route.key] = replace(route, owner=topology)
+        self.routes[step.namespace][route.key] = route._replace(owner=topology)
 
     def delete_route(self, step, topology):
         route: Route = step.value

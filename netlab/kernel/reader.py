@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..adapter import Scope
 from ..kinds.loopback import KERNELS
@@ -93,7 +93,7 @@ class Reader:
                     if not (devices & host.links or route.key in host.keys):
                         continue
                     if route.owner is not None and not (devices and devices <= host.owned):
-                        route = replace(route, owner=None)
+                        route = route._replace(owner=None)
                 out[route.key] = route
         return out
 

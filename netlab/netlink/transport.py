@@ -24,7 +24,6 @@ import socket
 import struct
 from _thread import get_ident
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 # netlink
@@ -61,9 +60,9 @@ DUMP_RETRIES = 10  # reads of a dump again after one that the kernel marked inco
 _BUFFERS: dict[tuple[int, int], bytearray] = {}  # (thread, size) -> buffer
 
 
-@dataclass(frozen=True)
-class Request:
-    """One netlink request: message type, flags (NLM_F_REQUEST | NLM_F_ACK are added) and body."""
+class Request(NamedTuple):
+    """One netlink request: message type, flags (NLM_F_REQUEST | NLM_F_ACK are added) and body. A
+    NamedTuple, as Ack: a 300-router chain sends 89,102 route requests."""
 
     type: int
     flags: int
