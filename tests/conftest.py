@@ -4,6 +4,9 @@ Every kernel test works under a prefix of its own (`lab.p`, e.g. 't3f9a'), used 
 interface and topology name it creates, and its teardown removes whatever carries that prefix, even when
 the test failed. Kernel tests need root: without it they are skipped on a developer's machine and fail in
 CI (CI=true), where they must run.
+
+Tests marked `stock_kernel` need kernel features this machine's kernel lacks (dummy, 8021q, ipvlan, bridge
+VLAN filtering, sch_netem): see STOCK_KERNEL below, and docs/testing.md ("Two lanes") for where they run.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ import json
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,103 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 ROOT = Path(__file__).parent.parent
+
+# The two lanes (docs/testing.md). The host lane is plain `pytest` on this machine. The guest lane is
+# .ci/stock-kernel: one pytest process inside Debian's stock kernel under QEMU, which sets these two.
+STOCK_KERNEL_LANE = os.environ.get("NETLAB_STOCK_KERNEL_LANE") == "1"
+# lab.netlab() runs the CLI inside the pytest process (netlab.cli.main, output captured) rather than as
+# a new process: in the guest, under emulation, a new Python process spends 20-25 s importing netlab.
+IN_PROCESS = os.environ.get("NETLAB_IN_PROCESS") == "1"
+# The test files the guest lane runs whole, beside every test marked stock_kernel: the core reconcile
+# suite, so that netlab is known to work on the older LTS kernel too.
+GUEST_SUITES = ("test_kernel_reconcile.py",)
+
+# What a `stock_kernel` test may ask for (`@pytest.mark.stock_kernel("dummy", "8021q")`; no argument: all),
+# each with the `ip`/`tc` commands that make one in a scratch namespace (p0/p1: a veth pair, there first).
+STOCK_KERNEL = {
+    "dummy": "ip link add pd0 type dummy",
+    "8021q": "ip link add link p0 name p0.10 type vlan id 10",
+    "ipvlan": "ip link add link p0 name piv0 type ipvlan mode l3",
+    "bridge_vlan_filtering": "ip link add pbr0 type bridge vlan_filtering 1",
+    "sch_netem": "tc qdisc add dev p0 root netem delay 1ms",
+}
+_probed: dict[str, str | None] = {}
+
+
+def kernel_lacks(feature: str) -> str | None:
+    """Why the running kernel cannot make `feature` (a key of STOCK_KERNEL), or None if it can: found by
+    making one in a scratch network namespace (unshare -n), as the kernel answers (module autoloading
+    included). Asked once per feature per session."""
+    if feature not in _probed:
+        script = f"ip link add p0 type veth peer name p1 && {STOCK_KERNEL[feature]}"
+        proc = subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True,
+                              timeout=120, check=False)
+        _probed[feature] = None if proc.returncode == 0 else \
+            f"`{STOCK_KERNEL[feature]}` failed: {' '.join(proc.stderr.split()) or f'exit {proc.returncode}'}"
+    return _probed[feature]
+
+
+def _stock_features(item: pytest.Item) -> list[str]:
+    marker = item.get_closest_marker("stock_kernel")
+    if marker is None:
+        return []
+    unknown = [f for f in marker.args if f not in STOCK_KERNEL]
+    if unknown:
+        raise pytest.UsageError(f"{item.nodeid}: stock_kernel({', '.join(unknown)}): "
+                                f"not among {', '.join(STOCK_KERNEL)} (tests/conftest.py)")
+    return list(marker.args or STOCK_KERNEL)
+
+
+_lane_note = pytest.StashKey[str]()  # the line the terminal summary adds: what the lane deselected
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Which tests each lane runs. The guest lane: the tests marked stock_kernel and the GUEST_SUITES.
+    The host lane in CI: everything else (the stock_kernel tests are deselected: they run in the guest,
+    and .ci/stock-kernel fails if any of them did not run or skipped). Outside CI, everything is kept:
+    a stock_kernel test is skipped at setup, with the reason, where the kernel lacks what it needs."""
+    for item in items:
+        _stock_features(item)  # an unknown feature name is a usage error, in every lane
+    if STOCK_KERNEL_LANE:
+        keep = [i for i in items if i.get_closest_marker("stock_kernel") or i.path.name in GUEST_SUITES]
+    elif os.environ.get("CI"):
+        keep = [i for i in items if not i.get_closest_marker("stock_kernel")]
+    else:
+        return
+    dropped = [i for i in items if i not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+        config.stash[_lane_note] = (f"{len(dropped)} tests deselected: " + (
+            "the guest lane runs the stock_kernel tests and the core reconcile suite only" if STOCK_KERNEL_LANE
+            else "marked stock_kernel, CI runs them on Debian's stock kernel under QEMU (.ci/stock-kernel)"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    lane = "guest (stock kernel" + (", CLI in process)" if IN_PROCESS else ")") if STOCK_KERNEL_LANE else "host"
+    return f"netlab lane: {lane}; kernel {os.uname().release}"
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    note = config.stash.get(_lane_note, None)
+    if note:
+        terminalreporter.write_line(note)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A stock_kernel test on a kernel that lacks what it needs: skipped with the reason on a developer's
+    machine; in the guest lane (or anywhere with CI set) a failure, before the test starts."""
+    features = _stock_features(item)
+    if not features:
+        return
+    _require_root()
+    missing = [f"{f} ({why})" for f in features if (why := kernel_lacks(f))]
+    if not missing:
+        return
+    text = f"this kernel ({os.uname().release}) lacks {'; '.join(missing)}"
+    if STOCK_KERNEL_LANE or os.environ.get("CI"):
+        pytest.fail(f"{text}: the stock-kernel lane must not skip", pytrace=False)
+    pytest.skip(f"{text}; CI runs this test on Debian's stock kernel under QEMU (.ci/stock-kernel)")
 
 
 def _require_root():
@@ -67,8 +170,11 @@ class Lab:
         return str(path)
 
     def netlab(self, *args: str, check: int | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "netlab", *args], capture_output=True, text=True,
-                              cwd=ROOT, timeout=120, check=False)
+        if IN_PROCESS:
+            proc = _netlab_in_process(*args)
+        else:
+            proc = subprocess.run([sys.executable, "-m", "netlab", *args], capture_output=True, text=True,
+                                  cwd=ROOT, timeout=120, check=False)
         if check is not None:
             assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         return proc
@@ -191,6 +297,37 @@ class Lab:
                 left.append(f"link {name}")
                 subprocess.run(["ip", "link", "del", name], check=False)
         return left
+
+
+def _netlab_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """`netlab ARGS` run by the CLI's own entry point (netlab.cli.main: argument parsing, printing, exit
+    codes) inside this process, with its output captured: what `python -m netlab ARGS` does, less the
+    process. What main() changes for the whole process is put back: the SIGINT/SIGTERM handlers, the
+    collector's thresholds and frozen objects, sys.argv, the CLI's drift flag."""
+    import gc
+
+    from netlab import cli
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    thresholds, argv, cwd = gc.get_threshold(), sys.argv, os.getcwd()
+    out, err = StringIO(), StringIO()
+    cli._drift = False
+    sys.argv = ["netlab", *args]
+    code: int = 0
+    try:
+        os.chdir(ROOT)
+        with redirect_stdout(out), redirect_stderr(err):
+            cli.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1 if exc.code else 0
+    finally:
+        sys.argv = argv
+        os.chdir(cwd)
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    return subprocess.CompletedProcess(["netlab", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")
