@@ -682,3 +682,48 @@ def test_decode_link_of_a_pyroute2_message():
         "up": False, "mtu": None, "mac": None, "alias": None, "info_data": None, "addresses": set()}
     data = nl.VETH_INFO.encode({"peer": {"ifname": "p0"}})
     assert nl.decode_link(framed(nl.new_link("v0", "veth", 3, info_data=data).body))["info_data"] == data
+
+
+# The IFLA_INFO_DATA tables of the kinds of issue 11: pyroute2 reads netlab's bytes, netlab reads pyroute2's.
+KIND_DATA = [
+    ("vlan", nl.VLAN_INFO, {"id": 10, "protocol": 0x88A8},
+     [("IFLA_VLAN_ID", 10), ("IFLA_VLAN_PROTOCOL", 0x88A8)]),
+    ("macvlan", nl.MACVLAN_INFO, {"mode": 4, "flags": 0}, [("IFLA_MACVLAN_MODE", 4), ("IFLA_MACVLAN_FLAGS", 0)]),
+    ("ipvlan", nl.IPVLAN_INFO, {"mode": 1}, [("IFLA_IPVLAN_MODE", 1)]),
+    ("vxlan", nl.VXLAN_INFO, {"id": 42, "port": 4789, "link": 3, "local": bytes([10, 0, 0, 2]),
+                              "group": bytes([10, 0, 0, 3]), "learning": 0},
+     [("IFLA_VXLAN_ID", 42), ("IFLA_VXLAN_PORT", 4789), ("IFLA_VXLAN_LINK", 3),
+      ("IFLA_VXLAN_LOCAL", "10.0.0.2"), ("IFLA_VXLAN_GROUP", "10.0.0.3"), ("IFLA_VXLAN_LEARNING", 0)]),
+    ("bridge", nl.BRIDGE_INFO, {"stp_state": 0, "vlan_filtering": 1, "vlan_default_pvid": 0},
+     [("IFLA_BR_STP_STATE", 0), ("IFLA_BR_VLAN_FILTERING", 1), ("IFLA_BR_VLAN_DEFAULT_PVID", 0)]),
+]
+PYROUTE2_NAMES = {"macvlan": {"IFLA_MACVLAN_MODE": {4: "bridge"}, "IFLA_MACVLAN_FLAGS": {0: "none"}}}
+
+
+@pytest.mark.parametrize("kind, table, ours, theirs", KIND_DATA, ids=[k[0] for k in KIND_DATA])
+def test_kind_info_data_both_ways(kind, table, ours, theirs):
+    m = read(ifinfmsg, nl.new_link("x0", kind, info_data=table.encode(ours)))
+    data = m.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+    names = PYROUTE2_NAMES.get(kind, {})
+    assert dict(data["attrs"]) == {k: names.get(k, {}).get(v, v) for k, v in theirs}
+
+    msg = ifinfmsg()
+    msg["attrs"] = [("IFLA_IFNAME", "x0"), ("IFLA_LINKINFO", {"attrs": [
+        ("IFLA_INFO_KIND", kind), ("IFLA_INFO_DATA", {"attrs": theirs})]})]
+    link = nl.LINK.decode(written(msg), nl.IFINFOMSG.size)
+    assert link["linkinfo"]["kind"] == kind and table.decode(link["linkinfo"]["data"]) == ours
+
+
+def test_vxlan_port_is_big_endian_and_vlan_protocol_too():
+    assert nl.VXLAN_INFO.encode({"port": 4789})[4:6] == bytes([0x12, 0xB5])
+    assert nl.VLAN_INFO.encode({"protocol": 0x8100})[4:6] == bytes([0x81, 0x00])
+
+
+def test_macvlan_source_list_and_ipvlan_flags_and_tun_round_trip():
+    macs = [bytes.fromhex("020000000001"), bytes.fromhex("020000000002")]
+    source = {"mode": 16, "macaddr_mode": 3, "macaddr_data": {"macaddr": [m.hex(":") for m in macs]}}
+    assert nl.MACVLAN_INFO.decode(nl.MACVLAN_INFO.encode(source)) == source
+    assert nl.IPVLAN_INFO.decode(nl.IPVLAN_INFO.encode({"mode": 2, "flags": 1})) == {"mode": 2, "flags": 1}
+    tun = {"owner": 1000, "group": 1000, "type": 2, "pi": 0, "vnet_hdr": 0, "persist": 1, "multi_queue": 0,
+           "num_queues": 1}
+    assert nl.TUN_INFO.decode(nl.TUN_INFO.encode(tun)) == tun

@@ -19,12 +19,14 @@ import struct
 from typing import Any, TypedDict
 
 from .codec import (
+    BE16,
     BYTES,
     MAC,
     NLA_F_NESTED,
     S32,
     S64,
     STRING,
+    U8,
     U16,
     U32,
     U64,
@@ -105,6 +107,44 @@ LINK = Table("link", {
 })
 # A veth's IFLA_INFO_DATA: the other end, as an ifinfomsg and its link attributes.
 VETH_INFO = Table("veth info", {VETH_INFO_PEER: ("peer", StructThen(IFINFOMSG, LINK))})
+
+# The IFLA_INFO_DATA of the kinds labs use (if_link.h, issue 11), declared ahead of the kinds that send them.
+VLAN_INFO = Table("vlan info", {
+    1: ("id", U16),  # IFLA_VLAN_ID
+    2: ("flags", Struct("ifla_vlan_flags", "=II", ("flags", "mask"))),
+    5: ("protocol", BE16),  # IFLA_VLAN_PROTOCOL: ETH_P_8021Q 0x8100 or ETH_P_8021AD 0x88a8
+})
+MACVLAN_MACADDRS = Table("macvlan macaddr data", {4: ("macaddr", Repeated(MAC))})
+MACVLAN_INFO = Table("macvlan info", {
+    1: ("mode", U32),  # private 1, vepa 2, bridge 4, passthru 8, source 16
+    2: ("flags", U16),
+    3: ("macaddr_mode", U32),  # add 0, del 1, flush 2, set 3 (mode source's list of MACs)
+    4: ("macaddr", MAC),
+    5: ("macaddr_data", Nested(MACVLAN_MACADDRS)),
+    6: ("macaddr_count", U32),
+})
+IPVLAN_INFO = Table("ipvlan info", {1: ("mode", U16), 2: ("flags", U16)})  # l2 0, l3 1, l3s 2; bridge 0,
+# private 1, vepa 2
+VXLAN_INFO = Table("vxlan info", {
+    1: ("id", U32),
+    2: ("group", BYTES),  # an IPv4 remote or multicast group (in_addr)
+    3: ("link", U32),  # the parent: here, not in IFLA_LINK
+    4: ("local", BYTES),
+    5: ("ttl", U8),
+    7: ("learning", U8),
+    15: ("port", BE16),  # without it the kernel uses 8472, not the IANA 4789
+    16: ("group6", BYTES),
+    17: ("local6", BYTES),
+})
+TUN_INFO = Table("tun info", {  # read only: a tun/tap is made through /dev/net/tun
+    1: ("owner", U32), 2: ("group", U32), 3: ("type", U8), 4: ("pi", U8), 5: ("vnet_hdr", U8),
+    6: ("persist", U8), 7: ("multi_queue", U8), 8: ("num_queues", U32),
+})
+BRIDGE_INFO = Table("bridge info", {
+    5: ("stp_state", U32),  # IFLA_BR_STP_STATE
+    7: ("vlan_filtering", U8),
+    39: ("vlan_default_pvid", U16),
+})
 
 # AF_BRIDGE link messages (`bridge vlan`): IFLA_AF_SPEC holds the port's VLANs, one attribute each.
 BRIDGE_VLAN_INFO = Struct("bridge_vlan_info", "=HH", ("flags", "vid"))
