@@ -44,6 +44,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import run  # noqa: E402
 import shapes  # noqa: E402
 from run import NETLAB, timed  # noqa: E402
 
@@ -56,21 +57,10 @@ TARGETS = [  # (text, (contender, op), (contender, op), bound, sizes)
 ]
 
 
-def settle(quiet: float = 0.10, window: float = 0.2, timeout: float = 5.0) -> float:
-    """Wait (at most `timeout`) until less than `quiet` of the CPU is busy over `window`. Other work shares
-    this machine, so the wait is bounded: the contenders alternate within each repeat instead."""
-    def busy() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-        return sum(fields) - fields[3] - fields[4], sum(fields)
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        b0, t0 = busy()
-        time.sleep(window)
-        b1, t1 = busy()
-        if t1 > t0 and (b1 - b0) / (t1 - t0) < quiet:
-            break
-    return time.perf_counter() - start
+def settle() -> float:
+    """run.settle, bounded to 5 s: other work shares this machine, so the contenders alternate within each
+    repeat instead of waiting for it to be quiet."""
+    return run.settle(quiet=0.10, window=0.2, timeout=5.0)
 
 
 def ours(prefix: str) -> list[str]:
