@@ -341,8 +341,12 @@ def host_routes() -> tuple[Any, Any]:
 
 def test_host_routes_through_the_topologys_link_and_the_hosts_own_are_untouched(lab, canaries):
     p = lab.p
-    # the host's own routes, by hand: through the user's bridge (a canary), one of them marked as netlab's
-    subprocess.run(["ip", "route", "add", "192.0.2.0/24", "via", "198.51.100.2", "proto", "static"], check=True)
+    # the host's own routes, by hand: through the user's bridge (a canary), one of them marked as netlab's.
+    # The first, a static route, goes to a documentation prefix the machine does not route already (CI's
+    # machine has 192.0.2.0/24 on its own eth0).
+    taken = {r["dst"] for r in ip_json("-4", "route", "show", "table", "main")}
+    static = next(n for n in ("203.0.113.0/24", "192.0.2.0/24", "10.81.0.0/24") if n not in taken)
+    subprocess.run(["ip", "route", "add", static, "via", "198.51.100.2", "proto", "static"], check=True)
     subprocess.run(["ip", "route", "add", "10.79.0.0/24", "dev", f"{p}ubr"], check=True)
     subprocess.run(["ip", "route", "add", "10.80.0.0/24", "via", "198.51.100.3", "proto", PROTO], check=True)
     try:
@@ -367,11 +371,11 @@ def test_host_routes_through_the_topologys_link_and_the_hosts_own_are_untouched(
         assert kroutes(None)["10.78.0.0/24", 0]["protocol"] == PROTO
         out = lab.netlab("destroy", path, check=0).stdout
         assert f"-   route host 10.78.0.0/24: via 10.77.0.2 dev {p}hv" in out
-        assert "10.80.0.0" not in out and "192.0.2.0" not in out
+        assert "10.80.0.0" not in out and static not in out
         assert host_routes() == host
         assert canaries.changes() == []
     finally:
-        for prefix in ("192.0.2.0/24", "10.79.0.0/24", "10.80.0.0/24"):
+        for prefix in (static, "10.79.0.0/24", "10.80.0.0/24"):
             subprocess.run(["ip", "route", "del", prefix], check=False, capture_output=True)
 
 
