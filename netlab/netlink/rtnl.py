@@ -227,6 +227,14 @@ def set_link(name: str | None = None, index: int = 0, *, up: bool | None = None,
         "ifname": None if index else name, "mtu": mtu, "address": _mac(mac), "master": master, "ifalias": alias}))
 
 
+def change_link(kind: str, info_data: bytes, name: str | None = None, index: int = 0) -> Request:
+    """RTM_NEWLINK without NLM_F_CREATE: change a kind's own options (IFLA_INFO_DATA) of an existing link in
+    place, as `ip link set NAME type KIND ...` does. The kernel's changelink takes what the data names and
+    leaves the rest; the kind must be the link's (a different one is EOPNOTSUPP)."""
+    return Request(RTM_NEWLINK, 0, message(IFINFOMSG, {"index": index}, LINK, {
+        "ifname": None if index else name, "linkinfo": {"kind": kind, "data": info_data}}))
+
+
 def del_link(name: str | None = None, index: int = 0) -> Request:
     return Request(RTM_DELLINK, 0, message(IFINFOMSG, {"index": index}, LINK, {"ifname": None if index else name}))
 
