@@ -664,6 +664,115 @@ def test_bridge_vlans_in_af_spec():
     assert nl.BRIDGE_AF_SPEC.decode(nl.LINK.decode(data, nl.IFINFOMSG.size)["af_spec"]) == {"vlan_info": vlans}
 
 
+# Bridge VLANs as `bridge vlan add|del|show` sends them: (add, self_, pvid, untagged) -> the vlan_info flags
+# and IFLA_BRIDGE_FLAGS pyroute2 must read.
+BRIDGE_VLAN_CASES = [
+    (True, False, True, True, 0x6, nl.BRIDGE_FLAGS_MASTER),
+    (True, False, False, False, 0, nl.BRIDGE_FLAGS_MASTER),
+    (True, False, True, False, 0x2, nl.BRIDGE_FLAGS_MASTER),
+    (True, False, False, True, 0x4, nl.BRIDGE_FLAGS_MASTER),
+    (True, True, True, True, 0x6, nl.BRIDGE_FLAGS_SELF),
+    (False, False, True, True, 0, nl.BRIDGE_FLAGS_MASTER),  # a delete sends no VLAN flags
+    (False, True, False, False, 0, nl.BRIDGE_FLAGS_SELF),
+]
+
+
+@pytest.mark.parametrize("add, self_, pvid, untagged, vlan_flags, bridge_flags", BRIDGE_VLAN_CASES)
+def test_bridge_vlan_requests_read_by_pyroute2(add, self_, pvid, untagged, vlan_flags, bridge_flags):
+    request = nl.bridge_vlan(add, 5, 10, pvid=pvid, untagged=untagged, self_=self_)
+    assert (request.type, request.flags) == ((nl.RTM_SETLINK if add else nl.RTM_DELLINK), 0)
+    m = read(ifinfmsg, request)
+    assert (m["family"], m["index"], m["flags"], m["change"]) == (socket.AF_BRIDGE, 5, 0, 0)
+    spec = m.get_attr("IFLA_AF_SPEC")
+    assert spec.get_attr("IFLA_BRIDGE_VLAN_FLAGS") == bridge_flags  # pyroute2's name for type 0 when decoding
+    assert [(v["flags"], v["vid"]) for v in spec.get_attrs("IFLA_BRIDGE_VLAN_INFO")] == [(vlan_flags, 10)]
+    assert [name for name, _ in m["attrs"]] == ["IFLA_AF_SPEC"]  # nothing else: no name, no ext mask
+
+    theirs = ifinfmsg()
+    theirs["family"], theirs["index"] = socket.AF_BRIDGE, 5
+    theirs["attrs"] = [("IFLA_AF_SPEC", {"attrs": [("IFLA_BRIDGE_FLAGS", bridge_flags),
+                                                   ("IFLA_BRIDGE_VLAN_INFO", {"flags": vlan_flags, "vid": 10})]})]
+    data = written(theirs)
+    assert nl.BRIDGE_LINK.decode(data, nl.IFINFOMSG.size) == \
+        {"af_spec": {"flags": bridge_flags, "vlan_info": [{"flags": vlan_flags, "vid": 10}]}}
+    # the same attributes in the same order; only NLA_F_NESTED on IFLA_AF_SPEC differs (ours sets it)
+    assert data[:nl.IFINFOMSG.size + 2] == request.body[:nl.IFINFOMSG.size + 2]
+    assert data[nl.IFINFOMSG.size + 4:] == request.body[nl.IFINFOMSG.size + 4:]
+
+
+def test_bridge_vlan_delete_is_af_bridge_not_a_link_delete():
+    """RTM_DELLINK is rtnl_bridge_dellink (the VLAN) only with family AF_BRIDGE (7); as AF_UNSPEC (0) the
+    kernel's rtnl_dellink deletes the port itself. The family is the first byte of the ifinfomsg."""
+    for self_ in (False, True):
+        request = nl.bridge_vlan(False, 5, 10, self_=self_)
+        assert request.type == nl.RTM_DELLINK == 17
+        assert request.body[0] == int(socket.AF_BRIDGE) == 7
+        assert read(ifinfmsg, request)["family"] == 7
+    assert nl.bridge_vlan(True, 5, 10).body[0] == 7
+    assert nl.del_link(index=5).body[0] == socket.AF_UNSPEC  # the link delete, for contrast
+
+
+def test_bridge_vlan_dump_request():
+    m = read(ifinfmsg, nl.bridge_vlan_dump_request())
+    assert (m["family"], m["index"]) == (socket.AF_BRIDGE, 0)
+    assert m.get_attr("IFLA_EXT_MASK") == nl.RTEXT_FILTER_BRVLAN | nl.RTEXT_FILTER_SKIP_STATS == 0b1010
+    assert not m.get_attr("IFLA_EXT_MASK") & nl.RTEXT_FILTER_BRVLAN_COMPRESSED  # one attribute per VLAN
+    theirs = ifinfmsg()
+    theirs["family"] = socket.AF_BRIDGE
+    theirs["attrs"] = [("IFLA_EXT_MASK", 0b1010)]
+    assert written(theirs) == nl.bridge_vlan_dump_request()  # a header and one u32: canonical
+
+
+def dumped_bridge_port(index: int, vlans: list[tuple[int, int]]) -> bytes:
+    """An AF_BRIDGE RTM_NEWLINK as the kernel's br_fill_ifinfo sends it, encoded by pyroute2."""
+    m = ifinfmsg()
+    m["header"]["type"] = nl.RTM_NEWLINK
+    m["family"], m["index"], m["flags"] = socket.AF_BRIDGE, index, nl.IFF_UP
+    attrs: list[Any] = [("IFLA_IFNAME", "p1"), ("IFLA_MASTER", 3), ("IFLA_MTU", 1500), ("IFLA_OPERSTATE", "UP"),
+                        ("IFLA_ADDRESS", MAC1)]
+    if vlans:
+        attrs.append(("IFLA_AF_SPEC", {"attrs": [("IFLA_BRIDGE_VLAN_INFO", {"flags": f, "vid": v})
+                                                 for f, v in vlans]}))
+    m["attrs"] = attrs
+    m.encode()
+    return bytes(m.data)
+
+
+def test_decode_bridge_vlans_of_pyroute2_messages():
+    data = dumped_bridge_port(7, [(0x6, 10), (0, 20), (0x4, 30), (0x2, 40)])
+    assert nl.decode_bridge_vlans(data) == (7, {10: (True, True), 20: (False, False), 30: (False, True),
+                                                40: (True, False)})
+    assert nl.decode_bridge_vlans(dumped_bridge_port(8, [])) == (8, {})
+    # the compressed form (RTEXT_FILTER_BRVLAN_COMPRESSED): a run of equal flags as a begin/end pair
+    compressed = dumped_bridge_port(9, [(0x6, 1), (0x8, 100), (0x10, 103), (0x4 | 0x8, 200), (0x4 | 0x10, 201)])
+    assert nl.decode_bridge_vlans(compressed) == (9, {1: (True, True), 100: (False, False), 101: (False, False),
+                                                      102: (False, False), 103: (False, False),
+                                                      200: (False, True), 201: (False, True)})
+
+
+def test_bridge_options_change_both_ways():
+    from netlab.kernel import bridge_vlan
+
+    request = bridge_vlan.options(index=4, vlan_filtering=True, stp=False, default_pvid=0)
+    assert (request.type, request.flags) == (nl.RTM_NEWLINK, 0)  # no NLM_F_CREATE: a change in place
+    m = read(ifinfmsg, request)
+    assert (m["family"], m["index"]) == (socket.AF_UNSPEC, 4)
+    info = m.get_attr("IFLA_LINKINFO")
+    assert info.get_attr("IFLA_INFO_KIND") == "bridge"
+    assert dict(info.get_attr("IFLA_INFO_DATA")["attrs"]) == {
+        "IFLA_BR_STP_STATE": 0, "IFLA_BR_VLAN_FILTERING": 1, "IFLA_BR_VLAN_DEFAULT_PVID": 0}
+    only_stp = read(ifinfmsg, bridge_vlan.options(name="br0", stp=True))
+    assert only_stp.get_attr("IFLA_IFNAME") == "br0"
+    assert dict(only_stp.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")["attrs"]) == {"IFLA_BR_STP_STATE": 1}
+
+    theirs = ifinfmsg()
+    theirs["attrs"] = [("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge"), ("IFLA_INFO_DATA", {"attrs": [
+        ("IFLA_BR_STP_STATE", 2), ("IFLA_BR_VLAN_FILTERING", 1), ("IFLA_BR_VLAN_DEFAULT_PVID", 1)]})]})]
+    data = nl.LINK.decode(written(theirs), nl.IFINFOMSG.size)["linkinfo"]["data"]
+    assert bridge_vlan.decode_options(data) == {"stp_state": 2, "vlan_filtering": 1, "vlan_default_pvid": 1}
+    assert bridge_vlan.decode_options(None) == {"stp_state": None, "vlan_filtering": None, "vlan_default_pvid": None}
+
+
 # --- replies --------------------------------------------------------------------------------------------
 
 def test_decode_link_of_a_pyroute2_message():
