@@ -21,7 +21,8 @@ Results = list[tuple[int, KernelError | None]]
 
 @dataclass(frozen=True)
 class Scope:
-    """What to read from the kernel for a topology: its namespaces, its root-namespace links, and (always)
+    """What to read from the kernel for a topology: its namespaces, its root-namespace links (those it
+    declares, and the external parents of its links), and (always)
     everything that carries its mark; the sysctls it declares per namespace (paths; an interface part of
     '*' means every interface's), and the keys of its root-namespace routes (a route of the host with one
     of them is read, to be reported as a CONFLICT)."""
@@ -45,8 +46,12 @@ class Scope:
             if ns.sysctls:
                 keys[name] = frozenset(ns.sysctls) | {sysctls.CLOBBERS[p] for p in ns.sysctls if p in sysctls.CLOBBERS}
         host = topo.namespaces.get(HOST)
-        return cls(topo.name, frozenset(topo.namespaces) - {HOST}, frozenset(host.interfaces) if host else frozenset(),
-                   keys, frozenset(want.namespaces[HOST].routes))
+        # the root namespace's links the topology declares, and those it sits links on (external parents)
+        host_links = set(host.interfaces) if host else set()
+        host_links.update(link.parent[1] for ns in want.namespaces.values() for link in ns.links.values()
+                          if link.parent is not None and link.parent[0] == HOST)
+        return cls(topo.name, frozenset(topo.namespaces) - {HOST}, frozenset(host_links), keys,
+                   frozenset(want.namespaces[HOST].routes))
 
 
 class Executor(Protocol):

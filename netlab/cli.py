@@ -152,7 +152,8 @@ def show(file: str = FileArg, output: Output = OutputOpt) -> None:
         for ns, body in state.to_dict().items():
             lines.append(f"{ns}" + (f"  (owner: {body['owner']})" if body.get("owner") else ""))
             for name, link in body["links"].items():
-                attrs = ", ".join(f"{k}: {v}" for k, v in link.items())
+                attrs = ", ".join(f"{k}: {v}" for key, value in link.items()  # a kind's options where they are
+                                  for k, v in (value.items() if key == "options" else ((key, value),)))
                 lines.append(f"  {name}: {attrs}")
             for _, route in sorted(state.namespaces[ns].routes.items()):
                 owner = f"  (owner: {route.owner})" if route.owner else "  (not netlab's)"

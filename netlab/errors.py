@@ -66,6 +66,13 @@ class ConflictError(NetlabError):
     kind = "CONFLICT"
 
 
+class MissingError(NetlabError):
+    """Something the topology relies on and does not make is not in the kernel: an external parent link,
+    a kernel module."""
+
+    kind = "MISSING"
+
+
 class PrivilegeError(NetlabError, PermissionError):
     kind = "PERMISSION"
 

@@ -32,7 +32,7 @@ from .kinds import DECLARABLE, KINDS, SPECS, Kind
 from .kinds.base import LinkSpec, Strict
 from .names import interface_name_problem, namespace_name_problem, topology_name_problem
 from .routes import NexthopSpec, RouteSpec
-from .state import HOST, LOOPBACK, Link, Namespace, Route, RouteKey, State
+from .state import HOST, LOOPBACK, Link, Namespace, Route, RouteKey, State, options as link_options
 
 MAX_FILE_BYTES = 4 << 20  # a chain of 300 routers, each with a route to every subnet: 1.3 MiB
 MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
@@ -311,6 +311,7 @@ def check(topo: Topology) -> list[Problem]:
             if spec.mac is not None:
                 _check_mac(spec.mac, at + ("mac",), problems)
         _check_addresses(ns, nspec, problems)
+        _check_parents(topo, ns, nspec, problems)
         routes[ns] = routing.routes(ns, nspec, problems, owner=topo.name)
         sysctls.check(ns, nspec, problems)
     global _last_checked
@@ -332,6 +333,67 @@ def _check_master(topo: Topology, ns: str, name: str, spec: LinkSpec, at: Path, 
         what = "is not defined" if target is None else "is not a bridge"
         problems.append(Problem(at, f"master {spec.master!r} {what} in namespace {ns!r} (a master must be a "
                                 f"bridge in the same namespace; bridges there: {', '.join(masters) or 'none'})"))
+
+
+def parent_of(ns: str, spec: LinkSpec) -> tuple[str, str] | None:
+    """The (namespace, name) of an interface's `parent:` (a kind's option: vlan, macvlan, ipvlan, vxlan)."""
+    text: str | None = getattr(spec, "parent", None)
+    if text is None:
+        return None
+    pns, _, pname = text.rpartition("/")
+    return (pns or ns, pname)
+
+
+def _check_parents(topo: Topology, ns: str, nspec: NamespaceSpec, problems: list[Problem]) -> None:
+    """A parent is a link of the same namespace or `namespace/name`: declared there, or (in the root
+    namespace only) an external link that netlab never changes. Not lo, not a loop, not below a child's MTU;
+    a macvlan's parent not a bridge's port (the kernel refuses: EBUSY)."""
+    for name, spec in nspec.interfaces.items():
+        parent = parent_of(ns, spec)
+        if parent is None:
+            continue
+        at = ("namespaces", ns, "interfaces", name, "parent")
+        text: str = getattr(spec, "parent")  # noqa: B009  (an option of some kinds: see InterfaceSpec)
+        pns, pname = parent
+        if text.count("/") > 1 or not pname or (text.startswith("/")):
+            problems.append(Problem(at, f"a parent is 'interface' (of this namespace) or 'namespace/interface', "
+                                        f"not {text!r}"))
+            continue
+        if pns != HOST and pns not in topo.namespaces:
+            problems.append(Problem(at, f"namespace {pns!r} is not defined (defined: "
+                                        f"{', '.join(sorted(set(topo.namespaces) | {HOST}))})"))
+            continue
+        if (pns, pname) == (ns, name):
+            problems.append(Problem(at, "an interface cannot be its own parent"))
+            continue
+        if pname == LOOPBACK:
+            problems.append(Problem(at, "lo cannot be a parent"))
+            continue
+        pspec = topo.namespaces[pns].interfaces.get(pname) if pns in topo.namespaces else None
+        if pspec is None:
+            if pns != HOST:
+                have = sorted(topo.namespaces[pns].interfaces)
+                problems.append(Problem(at, f"interface {pname!r} is not defined in namespace {pns!r} (defined "
+                                            f"there: {', '.join(have) or 'none'}); only a parent in the root "
+                                            "namespace (host/NAME) may be a link the topology does not declare"))
+            continue  # external: it must exist when the kernel is read
+        seen: list[tuple[str, str]] = [(ns, name)]
+        here: tuple[str, str] | None = (pns, pname)
+        while here is not None and here not in seen:
+            seen.append(here)
+            hspec = topo.namespaces[here[0]].interfaces.get(here[1]) if here[0] in topo.namespaces else None
+            here = parent_of(here[0], hspec) if hspec is not None else None
+        if here is not None:
+            problems.append(Problem(at, "parents form a loop: " + " -> ".join("/".join(k) for k in [*seen, here])))
+            continue
+        if spec.kind == "macvlan" and pspec.master is not None:
+            problems.append(Problem(at, f"{pns}/{pname} is a port of bridge {pspec.master}: the kernel refuses "
+                                        "a macvlan on a bridge's port (EBUSY); put it on the bridge itself"))
+        if spec.kind in ("vlan", "macvlan", "ipvlan") and spec.mtu is not None and pspec.mtu is not None \
+                and spec.mtu > pspec.mtu:
+            problems.append(Problem(("namespaces", ns, "interfaces", name, "mtu"),
+                                    f"mtu {spec.mtu} is above its parent {pns}/{pname}'s ({pspec.mtu}): a "
+                                    f"{spec.kind} cannot send larger frames than its parent"))
 
 
 def _kind(spec: LinkSpec) -> Kind:
@@ -419,9 +481,10 @@ def desired(topo: Topology) -> State:
                                        addresses=frozenset(normalize_address(a) for a in spec.addresses))
                 continue
             peer = peers.get((ns, name))
+            kind = spec.kind or "veth"
             links[name] = Link(
                 name=name,
-                kind=spec.kind or "veth",
+                kind=kind,
                 peer=peer,
                 master=spec.master,
                 addresses=frozenset(normalize_address(a) for a in spec.addresses),
@@ -429,6 +492,8 @@ def desired(topo: Topology) -> State:
                 mtu=spec.mtu,
                 mac=spec.mac.lower() if spec.mac else None,
                 owner=topo.name,
+                parent=parent_of(ns, spec),
+                options=link_options(KINDS[kind].options(spec)),
             )
         routes = checked[ns] if ns in checked else routing.routes(ns, nspec, [], owner=topo.name)
         namespaces[ns] = Namespace(ns, None if ns == HOST else topo.name, links, routes,

@@ -23,7 +23,7 @@ FORMAT_VERSION = 3  # 3: routes and sysctls; each change says what it is about (
 # Kernel operations, in symmetric pairs (set_sysctl and replace_route are their own inverse).
 OPS = frozenset({"create_netns", "delete_netns", "create_link", "delete_link", "add_address", "delete_address",
                  "set_master", "clear_master", "set_up", "set_down", "set_mtu", "set_mac",
-                 "add_route", "delete_route", "replace_route", "set_sysctl"})
+                 "add_route", "delete_route", "replace_route", "set_sysctl", "change_link"})
 ROUTE_OPS = frozenset({"add_route", "delete_route", "replace_route"})
 
 
@@ -73,9 +73,10 @@ class Step:
     `namespace` is where it happens (`host` for the root namespace); `name` is the link, the sysctl's
     path (set_sysctl), or None for a namespace or route step. `value` is what the step sets (an address, a
     master, an MTU, a MAC, a sysctl's value; for create_link a NewLink; for the route steps the Route, the
-    new one for replace_route; for delete_netns the links elsewhere that die with the namespace), `before`
-    what was there (for delete_link, a NewLink; for replace_route, the Route replaced; for set_sysctl, the
-    value, None where the object is new). `undo` is the steps that reverse this one.
+    new one for replace_route; for change_link the Link with the kind's options it gets; for delete_netns
+    the links elsewhere that die with the namespace), `before` what was there (for delete_link, a NewLink;
+    for replace_route, the Route replaced; for change_link, the Link as it was; for set_sysctl, the value,
+    None where the object is new). `undo` is the steps that reverse this one.
     """
 
     op: str
@@ -146,6 +147,13 @@ class Step:
                 ("down -> up" if op == "set_up" else "up -> down")
         if op == "clear_master":
             return f"master {b} -> none"
+        if op == "change_link":
+            from .kinds import kind
+            from .kinds.base import show_option
+
+            old = b.opts
+            return ", ".join(f"{k} {show_option(val)}" if created else f"{k} {show_option(old.get(k))} -> "
+                             f"{show_option(val)}" for k, val in kind(v.kind).changed(b, v).items())
         attr = op.removeprefix("set_")
         return f"{attr} {v}" if created else f"{attr} {b if b is not None else 'none'} -> {v}"
 
@@ -155,7 +163,7 @@ class Step:
             d["name"] = self.name
         for key, value in (("value", self.value), ("before", self.before)):
             if value is not None:
-                d[key] = value.to_dict() if isinstance(value, (NewLink, Route)) else value
+                d[key] = value.to_dict() if isinstance(value, (NewLink, Route, Link)) else value
         d["description"] = self.describe()
         d["undo"] = [u.to_dict() for u in self.undo]
         return d

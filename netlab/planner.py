@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from . import sysctls
-from .errors import ConflictError
+from .errors import ConflictError, MissingError
 from .kinds import KINDS, create_order, kind
 from .plan import Action, Change, NewLink, Plan, Step
 from .state import HOST, LOOPBACK, Link, Namespace, Route, RouteKey, State, sorted_addresses, sysctl_name, without_links
@@ -44,6 +44,7 @@ def plan(desired: State, live: State, topology: str, *, destroy: bool = False, f
     gives the reason objects go; `force` lets a namespace go with links in it that are not the topology's
     (they are listed in the plan)."""
     _refuse_conflicts(desired, live, topology)
+    _require_parents(desired, live)
     work = _Work(desired, live, topology, DESTROY if destroy else GONE, force)
     for phase in PHASES:
         phase(work)
@@ -74,8 +75,9 @@ class _Work:
 
     def __post_init__(self) -> None:
         live, topology = self.live, self.topology
-        self.gone_ns = sorted(n for n, ns in live.namespaces.items()
-                              if n != HOST and ns.owner == topology and n not in self.desired.namespaces)
+        gone = sorted(n for n, ns in live.namespaces.items()
+                      if n != HOST and ns.owner == topology and n not in self.desired.namespaces)
+        self.gone_ns = _children_first(live, gone)
         self.doomed = _doomed_links(self.desired, live, topology, set(self.gone_ns))
         removed: set[Key] = set(self.doomed)
         for key in self.doomed:  # a veth dies whole, even the end in a namespace that is not ours
@@ -87,11 +89,37 @@ class _Work:
                 removed.add((ns, name))
                 if link.peer:
                     removed.add(link.peer)  # a veth with an end in a removed namespace dies with it
+        self._children_go(removed)
         self.removed = removed
         after = without_links(live, removed)
         self.after = State({n: ns for n, ns in after.namespaces.items() if n not in self.gone_ns})
         self.staying = [(ns, want, have) for ns, want in _desired_links(self.desired)
                         if (have := self.after.link(ns, want.name)) is not None]
+
+    def _children_go(self, removed: set[Key]) -> None:
+        """The kernel deletes a vlan, macvlan, ipvlan or vxlan with the link it sits on: a child of a link
+        that goes is deleted explicitly first (its undo then rebuilds it after its parent's) and created
+        again if the topology still has it. A child that is not the topology's is a CONFLICT, unless
+        `force`."""
+        foreign = []
+        while True:
+            more = [(ns, link) for ns, have_ns in self.live.namespaces.items() for link in have_ns.links.values()
+                    if link.parent in removed and (ns, link.name) not in removed]
+            if not more:
+                break
+            for ns, link in more:
+                removed.add((ns, link.name))
+                parent = "/".join(link.parent or ())
+                if link.owner != self.topology:
+                    foreign.append(f"{ns}/{link.name} ({kind(link.kind).summary(link)})")
+                    continue
+                gone = self.desired.link(*link.parent) is None if link.parent else True
+                self.doomed[(ns, link.name)] = f"its parent {parent} is {'deleted' if gone else 'replaced'}"
+        if foreign and not self.force:
+            raise ConflictError(
+                "refusing to delete links that others sit on: the kernel would delete with them links topology '"
+                + self.topology + "' did not make; nothing was changed:\n  " + "\n  ".join(foreign)
+                + "\n  fix: move or delete them first, or give --force to let the kernel delete them")
 
     def add(self, step: Step, subject: Subject | None = None, reason: str = "") -> None:
         if subject is None:
@@ -196,7 +224,7 @@ def _shrink(w: _Work) -> None:
 def _delete(w: _Work) -> None:
     """Delete what goes: links, then namespaces (with the veths that have an end in them), then masters;
     so that undo, run in reverse, recreates a bridge before the ports that join it."""
-    links = _delete_link_steps(w)
+    links = sorted(_delete_link_steps(w), key=lambda ss: -_depth(w.live, ss[0].namespace, ss[0].name or ""))
     for step, subject in links:
         if not kind(step.before.link.kind).is_master:
             w.add(step, subject, w.reason(step))
@@ -228,7 +256,7 @@ def _create(w: _Work) -> None:
                 LOOPBACK: Link(LOOPBACK, "loopback", addresses=frozenset(), up=False)})})
             w.fresh_ns.add(ns)
     wanted = [(ns, want) for ns, want in _desired_links(w.desired) if w.after.link(ns, want.name) is None]
-    for ns, want in sorted(wanted, key=lambda nw: create_order(nw[1].kind)):
+    for ns, want in sorted(wanted, key=lambda nw: (_depth(w.desired, nw[0], nw[1].name), create_order(nw[1].kind))):
         if (ns, want.name) in w.fresh:
             continue  # a veth pair, created from its other end
         peer = w.desired.link(*want.peer) if want.peer else None
@@ -275,17 +303,40 @@ def _sysctl(w: _Work) -> None:
 
 
 def _modify(w: _Work) -> None:
-    """Set the MTU and MAC of links that stay, and the MTU of new links whose kind takes it only by a
-    request of its own (a bridge)."""
+    """Change in place the kind's options that the kernel changes so (a macvlan's mode), then set the MTU
+    and MAC of links that stay, and the MTU of new links whose kind takes it only by a request of its own
+    (a bridge). A child's MTU may not exceed its parent's: MTUs that go down are set children first, then
+    those that go up, parents first."""
+    for ns, want, have in w.staying:
+        if want.options and kind(want.kind).changed(have, want):
+            w.add(Step("change_link", ns, want.name, want, before=have,
+                       undo=(Step("change_link", ns, want.name, have, before=want),)))
     changing = [(ns, want, have) for ns, want, have in w.staying]
     changing += [(ns, want, w.fresh[(ns, want.name)]) for ns, want in _desired_links(w.desired)
                  if (ns, want.name) in w.fresh]
+    # A parent whose MTU goes down takes its children's down with it (the kernel lowers a vlan's; a vxlan
+    # keeps room for its header): a child that leaves its MTU to the kernel is lowered explicitly first, so
+    # that undo raises it back.
+    lowered = {(ns, want.name): want.mtu for ns, want, have in changing
+               if want.mtu is not None and have.mtu is not None and want.mtu < have.mtu}
+    mtus = []
     for ns, want, have in changing:
-        for attr in ("mtu", "mac"):
-            new, old = getattr(want, attr), getattr(have, attr)
-            if new is not None and new != old:
-                undo = (Step(f"set_{attr}", ns, want.name, old, before=new),) if old is not None else ()
-                w.add(Step(f"set_{attr}", ns, want.name, new, before=old, undo=undo))
+        mtu = want.mtu
+        room = kind(want.kind).headroom(want) if want.parent in lowered else None
+        if mtu is None and room is not None and have.mtu is not None and want.parent is not None \
+                and have.mtu > lowered[want.parent] - room:
+            mtu = lowered[want.parent] - room
+        if mtu is not None and mtu != have.mtu:
+            down = have.mtu is not None and mtu < have.mtu
+            depth = _depth(w.desired, ns, want.name)
+            mtus.append(((not down, -depth if down else depth), ns, want, have, mtu))
+    for _, ns, want, have, mtu in sorted(mtus, key=lambda m: m[0]):
+        undo = (Step("set_mtu", ns, want.name, have.mtu, before=mtu),) if have.mtu is not None else ()
+        w.add(Step("set_mtu", ns, want.name, mtu, before=have.mtu, undo=undo))
+    for ns, want, have in changing:
+        if want.mac is not None and want.mac != have.mac:
+            undo = (Step("set_mac", ns, want.name, have.mac, before=want.mac),) if have.mac is not None else ()
+            w.add(Step("set_mac", ns, want.name, want.mac, before=have.mac, undo=undo))
 
 
 def _grow(w: _Work) -> None:
@@ -389,6 +440,47 @@ def _refuse_conflicts(desired: State, live: State, topology: str) -> None:
         raise ConflictError(
             "refusing to touch objects that topology '" + topology + "' does not own; nothing was changed:\n  "
             + "\n  ".join(problems) + "".join(f"\n  fix: {f}" for f in fix))
+
+
+def _require_parents(desired: State, live: State) -> None:
+    """A parent the topology does not declare (external, in the root namespace) must be there: netlab
+    never makes it."""
+    missing = []
+    for ns_name, want_ns in sorted(desired.namespaces.items()):
+        for want in want_ns.links.values():
+            parent = want.parent
+            if parent is not None and desired.link(*parent) is None and live.link(*parent) is None:
+                missing.append(f"{'/'.join(parent)}, the parent of {ns_name}/{want.name}")
+    if missing:
+        raise MissingError("links the topology relies on and does not make are not there; nothing was "
+                           "changed:\n  " + "\n  ".join(missing) + "\n  fix: create them, or declare them in "
+                           "the topology")
+
+
+def _children_first(live: State, names: list[str]) -> list[str]:
+    """Namespaces to delete, those holding links whose parents are in another of them first (deleting the
+    parent's namespace deletes them too), so that undo, run in reverse, rebuilds the parent's first."""
+    level: dict[str, int] = {}
+
+    def of(ns: str, path: tuple[str, ...] = ()) -> int:
+        if ns not in level:
+            above = {link.parent[0] for link in live.namespaces[ns].links.values()
+                     if link.parent is not None and link.parent[0] != ns and link.parent[0] in names
+                     and link.parent[0] not in path}
+            level[ns] = 1 + max((of(p, (*path, ns)) for p in above), default=-1)
+        return level[ns]
+
+    return sorted(names, key=lambda ns: (-of(ns), ns))
+
+
+def _depth(state: State, ns: str, name: str) -> int:
+    """How many parents a link sits on (a vlan on a macvlan on eth0: 2)."""
+    depth, link, seen = 0, state.link(ns, name), set()
+    while link is not None and link.parent is not None and link.parent not in seen:
+        seen.add(link.parent)
+        depth += 1
+        link = state.link(*link.parent)
+    return depth
 
 
 def _made_by(owner: str | None) -> str:
@@ -530,7 +622,8 @@ def _rebuild_namespace(live: State, name: str, rank: dict[str, int], doomed: dic
     ns = live.namespaces[name]
     steps: list[Step] = [Step("create_netns", name)]
     seen: set[Key] = set()
-    links = sorted(ns.links.values(), key=lambda lk: (create_order(lk.kind) if lk.kind in KINDS else -1, lk.name))
+    links = sorted(ns.links.values(), key=lambda lk: (_depth(live, name, lk.name),
+                                                      create_order(lk.kind) if lk.kind in KINDS else -1, lk.name))
     for link in links:
         if link.owner != topology or link.kind == "loopback" or (name, link.name) in seen \
                 or (name, link.name) in doomed:

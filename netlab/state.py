@@ -44,7 +44,11 @@ class Link:
     `addresses` is None where netlab does not manage addresses (loopback). `mtu` and `mac` are None in a
     desired state when the topology leaves them to the kernel. `peer` is (namespace, name) for a veth, or
     None for a veth whose other end is in a namespace that was not read. `owner` is the topology whose mark
-    the link carries (for a veth: either end's mark; the pair is one object).
+    the link carries (for a veth: either end's mark; the pair is one object). `parent` is the link a
+    vlan, macvlan, ipvlan or vxlan sits on, (namespace, name); None where it has none or it is in a
+    namespace that was not read. `options` are the kind's own settings (a vlan's id, a macvlan's mode),
+    as (name, value) pairs sorted by name: in a desired state only those the topology decides (declared,
+    or a default netlab picks), read back from the kernel all that the kind reads.
     """
 
     name: str
@@ -56,11 +60,24 @@ class Link:
     mtu: int | None = None
     mac: str | None = None
     owner: str | None = None
+    parent: tuple[str, str] | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        """The kind's own options, as a dict."""
+        return dict(self.options)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"kind": self.kind}
         if self.peer is not None:
             d["peer"] = "/".join(self.peer)
+        if self.parent is not None:
+            d["parent"] = "/".join(self.parent)
+        opts = {name: list(value) if isinstance(value, tuple) else value for name, value in self.options
+                if value is not None}
+        if opts:
+            d["options"] = opts
         if self.master is not None:
             d["master"] = self.master
         if self.addresses is not None:
@@ -246,6 +263,12 @@ def state_from_dict(data: dict[str, Any]) -> State:
     return State(result)
 
 
+def options(values: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """A kind's options as a Link holds them: sorted (name, value) pairs, lists made tuples. None is a
+    value (a vxlan without a remote); an option a topology leaves to the kernel is not there at all."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items()))
+
+
 def link_from_dict(name: str, d: dict[str, Any]) -> Link:
     """The inverse of Link.to_dict()."""
     return Link(
@@ -258,6 +281,8 @@ def link_from_dict(name: str, d: dict[str, Any]) -> Link:
         mtu=d.get("mtu"),
         mac=d.get("mac"),
         owner=d.get("owner"),
+        parent=tuple(d["parent"].split("/", 1)) if d.get("parent") else None,
+        options=options(d.get("options", {})),
     )
 
 
@@ -310,7 +335,7 @@ def differences(before: State, after: State) -> list[str]:
             elif al is None:
                 out.append(f"link {name}/{lname} is missing (it existed before)")
             elif bl != al:
-                for f in ("kind", "peer", "master", "addresses", "up", "mtu", "mac", "owner"):
+                for f in ("kind", "peer", "parent", "master", "addresses", "up", "mtu", "mac", "owner", "options"):
                     if getattr(bl, f) != getattr(al, f):
                         out.append(f"link {name}/{lname}: {f} {_show(getattr(bl, f))} -> {_show(getattr(al, f))}")
         # Routes the topology made; a user's route through a link that a rollback rebuilds is the kernel's
@@ -335,6 +360,8 @@ def differences(before: State, after: State) -> list[str]:
 def _show(value: object) -> str:
     if isinstance(value, frozenset):
         return "[" + ", ".join(sorted_addresses(value)) + "]"
+    if isinstance(value, tuple) and all(isinstance(v, tuple) for v in value):
+        return ", ".join(f"{k} {v}" for k, v in value) or "none"
     if isinstance(value, tuple):
         return "/".join(value)
     return repr(value)

@@ -35,14 +35,18 @@ class Facts:
     def index(self, ns, name):
         return {("b", "p0"): 99, ("a", "p1"): 98}[(ns, name)]
 
+    def parent_index(self, link):
+        return {("a", "eth0"): 5}[link.parent]
+
 
 def test_the_registry_lists_every_kind_once_in_create_order():
-    assert list(KINDS) == ["loopback", "bridge", "dummy", "veth"]
+    every = ["loopback", "bridge", "dummy", "veth", "vlan", "macvlan", "ipvlan", "vxlan", "tun", "tap"]
+    assert list(KINDS) == every
     # loopback has a spec (lo's addresses can be declared) but no `kind:` names it: lo is declared by name
-    assert list(SPECS) == ["loopback", "bridge", "dummy", "veth"]
-    assert DECLARABLE == ("bridge", "dummy", "veth")
+    assert list(SPECS) == every
+    assert tuple(every[1:]) == DECLARABLE
     assert create_order("bridge") < create_order("veth")  # a master before the ports that join it
-    assert kind("vxlan").name == "vxlan" and kind("vxlan").spec is None  # read, never made
+    assert kind("wireguard").name == "wireguard" and kind("wireguard").spec is None  # read, never made
 
 
 def test_the_schema_takes_each_kinds_options_from_its_file():
@@ -106,7 +110,8 @@ def test_loopback_is_declared_only_as_lo_by_its_name_for_its_addresses():
         ("      lo: {up: false}\n", "always up"),
         ("      lo: {addresses: [127.0.0.1/8]}\n", "lo's own"),
         ("      lo: {peer: n/x}\n", "peer"),
-        ("      d0: {kind: lopback}\n", r"unknown kind 'lopback' \(supported: bridge, dummy, veth\)"),
+        ("      d0: {kind: lopback}\n",
+         r"unknown kind 'lopback' \(supported: bridge, dummy, veth, vlan, macvlan, ipvlan, vxlan, tun, tap\)"),
     ]:
         with pytest.raises(ValidationError, match=says):
             loads(HEAD + text)

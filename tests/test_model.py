@@ -12,6 +12,8 @@ GOOD_HEAD = "name: t\nnamespaces:\n"
 # A namespace with a veth looped to itself (e0 10.0.0.1/24, e1), and the start of its routes (line 8)
 ROUTED = GOOD_HEAD + ("  n0:\n    interfaces:\n      e0: {kind: veth, peer: n0/e1, addresses: [10.0.0.1/24]}\n"
                       "      e1: {}\n    routes:\n      - ")
+KINDS = GOOD_HEAD + ("  n1:\n    interfaces:\n      e0: {}\n"
+                     "  n0:\n    interfaces:\n      e0: {kind: veth, peer: n1/e0, addresses: [10.0.0.1/24]}\n")
 BAD = [
     # (case, text, expected line, expected substrings)
     ("invalid yaml", "name: [a\n", 2, ["invalid YAML"]),
@@ -102,6 +104,40 @@ BAD = [
      ["does not declare"]),
     ("forwarding host", GOOD_HEAD + "  host:\n    forwarding: true\n", 4, ["root namespace's sysctls"]),
     ("bad topology name", "name: 'a b'\n", 1, ["topology name"]),
+    # issue 11: the link kinds (KINDS: n0's e0 on line 8, a veth to n1/e0; the cases add to n0 from line 9)
+    ("unknown macvlan mode", KINDS + "      m0: {kind: macvlan, parent: e0, mode: brige}\n", 9,
+     ["interfaces.m0.mode", "'bridge'"]),
+    ("vlan id 0", KINDS + "      v0: {kind: vlan, parent: e0, id: 0}\n", 9,
+     ["interfaces.v0.id", "greater than or equal to 1"]),
+    ("vlan id 4095", KINDS + "      v0: {kind: vlan, parent: e0, id: 4095}\n", 9, ["less than or equal to 4094"]),
+    ("vlan without id", KINDS + "      v0: {kind: vlan, parent: e0}\n", 9, ["'id' is required"]),
+    ("vlan protocol", KINDS + "      v0: {kind: vlan, parent: e0, id: 5, protocol: 802.1x}\n", 9, ["'802.1ad'"]),
+    ("vni 2^24", KINDS + "      x0: {kind: vxlan, vni: 16777216, remote: 10.0.0.2}\n", 9, ["vni", "16777215"]),
+    ("parent loop", KINDS + "      v0: {kind: vlan, parent: v1, id: 5}\n      v1: {kind: vlan, parent: v0, id: 6}\n", 9,
+     ["parents form a loop: n0/v0 -> n0/v1 -> n0/v0"]),
+    ("parent undeclared", KINDS + "      v0: {kind: vlan, parent: eth7, id: 5}\n", 9,
+     ["interface 'eth7' is not defined in namespace 'n0'", "host/NAME"]),
+    ("parent namespace", KINDS + "      v0: {kind: vlan, parent: nx/e0, id: 5}\n", 9,
+     ["namespace 'nx' is not defined"]),
+    ("parent lo", KINDS + "      v0: {kind: macvlan, parent: lo}\n", 9, ["lo cannot be a parent"]),
+    ("macvlan on a bridge port", KINDS + "      b0: {kind: bridge}\n      p0: {kind: veth, peer: n0/p1, master: b0}\n"
+     "      p1: {}\n      m0: {kind: macvlan, parent: p0}\n", 12,
+     ["port of bridge b0", "EBUSY"]),
+    ("ipvlan modes differ", KINDS + "      i0: {kind: ipvlan, parent: e0, mode: l2}\n"
+     "      i1: {kind: ipvlan, parent: e0}\n", 10,
+     ["interfaces.i1.mode", "share its mode and flags: n0/i0 has mode l2"]),
+    ("child mtu above parent", KINDS.replace("e0: {kind: veth,", "e0: {mtu: 1400, kind: veth,")
+     + "      v0: {kind: vlan, parent: e0, id: 5, mtu: 1500}\n", 9, ["mtu 1500 is above its parent n0/e0's (1400)"]),
+    ("vxlan mtu no room", KINDS.replace("e0: {kind: veth,", "e0: {mtu: 1500, kind: veth,")
+     + "      x0: {kind: vxlan, vni: 5, remote: 10.0.0.2, parent: e0, mtu: 1460}\n", 9, ["50 bytes", "at most 1450"]),
+    ("vxlan group unicast", KINDS + "      x0: {kind: vxlan, vni: 5, group: 10.0.0.2, parent: e0}\n", 9,
+     ["not a multicast address"]),
+    ("vxlan group no parent", KINDS + "      x0: {kind: vxlan, vni: 5, group: 239.1.1.1}\n", 9, ["needs the parent"]),
+    ("vxlan same vni", KINDS + "      x0: {kind: vxlan, vni: 5, remote: 10.0.0.2}\n      x1: {kind: vxlan, vni: 5, "
+     "remote: 10.0.0.3}\n", 10, ["vni 5 port 4789 is already x0's"]),
+    ("macvlan source no macs", KINDS + "      m0: {kind: macvlan, parent: e0, mode: source}\n", 9, ["needs the list"]),
+    ("tap owner not int", KINDS + "      t0: {kind: tap, owner: alice}\n", 9, ["interfaces.t0.owner", "integer"]),
+    ("tap group negative", KINDS + "      t0: {kind: tap, group: -1}\n", 9, ["greater than or equal to 0"]),
 ]
 
 

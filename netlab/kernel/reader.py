@@ -8,12 +8,25 @@ from __future__ import annotations
 import functools
 import ipaddress
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..adapter import Scope
+from ..kinds import KINDS, Kind
 from ..kinds.loopback import KERNELS
 from ..netlink import rtnl
-from ..state import HOST, LOOPBACK, ROUTE_PROTOCOL, Link, Namespace, Nexthop, Route, RouteKey, State, owner_from_alias
+from ..state import (
+    HOST,
+    LOOPBACK,
+    ROUTE_PROTOCOL,
+    Link,
+    Namespace,
+    Nexthop,
+    Route,
+    RouteKey,
+    State,
+    options as link_options,
+    owner_from_alias,
+)
 from . import sysctl
 from .namespaces import Namespaces
 
@@ -55,6 +68,11 @@ class Reader:
             links: dict[str, Link] = {}
             for info in dumped.values():
                 link = _link(info, dumped, peers.get((ns, info["index"])))
+                made = KINDS.get(link.kind)
+                if made is not None and (made.parent or info["info_data"]):
+                    made = KINDS[made.kind_of(info)]
+                    link = replace(link, kind=made.name, options=link_options(made.read(info)),
+                                   parent=self._parent(ns, made, info, raw) if made.parent else None)
                 links[link.name] = link
             names = {index: info["name"] for index, info in dumped.items()}
             if ns == HOST:
@@ -96,6 +114,22 @@ class Reader:
                         route = route._replace(owner=None)
                 out[route.key] = route
         return out
+
+    def _parent(self, ns: str, made: Kind, info: rtnl.LinkInfo, raw: dict[str, Raw]) -> tuple[str, str] | None:
+        """The (namespace, name) of a link's parent: its ifindex is in IFLA_LINK, or in the kind's data;
+        with IFLA_LINK_NETNSID, in the namespace this one knows by that id. None where that namespace was
+        not read."""
+        if made.parent == "link":
+            index, nsid = info["link"], info["link_nsid"]
+        else:
+            index, nsid = made.parent_index(info), None
+        if not index:
+            return None
+        where = ns
+        if nsid is not None:
+            where = next((other for other in raw if other != ns and self._nsid(ns, other) == nsid), "")
+        found = raw.get(where, {}).get(index)
+        return (where, found["name"]) if found is not None else None
 
     def _lo_owner(self, ns: str) -> str | None:
         try:

@@ -105,7 +105,10 @@ def create(namespaces: Namespaces, ns: str, name: str, *, tap: bool, owner: int 
         try:
             fd = os.open(DEVICE, os.O_RDWR | os.O_CLOEXEC)
         except OSError as exc:
-            raise KernelError.of(exc.errno or errno.EIO, f"{what}: open {DEVICE} (the tun module)") from None
+            # No node: the tun module is not loaded, and nothing made its static node (systemd's
+            # kmod-static-nodes does on distributions; opening that node loads the module).
+            hint = " (no such device node: load the tun module, `modprobe tun`)" if exc.errno == errno.ENOENT else ""
+            raise KernelError.of(exc.errno or errno.EIO, f"{what}: open {DEVICE}{hint}") from None
     try:
         _ioctl(fd, TUNSETIFINDEX, _U32.pack(index), what, f"TUNSETIFINDEX {index}")
         flags = (IFF_TAP if tap else IFF_TUN) | IFF_NO_PI | IFF_TUN_EXCL | (IFF_MULTI_QUEUE if multi_queue else 0)

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from ..errors import KernelError
 from ..kinds import kind
-from ..netlink import rtnl, transport
+from ..netlink import codec, rtnl, transport
 from ..plan import ROUTE_OPS, NewLink, Step
-from ..state import ROUTE_PROTOCOL, Route, mark
-from . import sysctl
+from ..state import ROUTE_PROTOCOL, Link, Route, mark
+from . import sysctl, tuntap
 from .namespaces import Namespaces, signals_held
 
 Results = list[tuple[int, KernelError | None]]
@@ -36,7 +36,9 @@ _ALREADY_SO = {("delete_link", errno.ENODEV), ("delete_address", errno.EADDRNOTA
 _NEEDS_INDEX: dict[str, Callable[[Step], Iterable[str]]] = {
     "set_master": lambda step: (step.value,), "add_address": lambda step: (step.name or "",),
     "delete_address": lambda step: (step.name or "",), "add_route": lambda step: step.value.devices(),
-    "replace_route": lambda step: step.value.devices()}
+    "replace_route": lambda step: step.value.devices(),
+    "create_link": lambda step: (step.value.link.parent[1],) if step.value.link.parent is not None
+    and step.value.link.parent[0] == step.namespace else ()}
 
 
 @dataclass
@@ -51,6 +53,8 @@ class _Op:
 class Writer:
     def __init__(self, namespaces: Namespaces):
         self.ns = namespaces
+        self._elsewhere: dict[tuple[str, str], tuple[int | None, int]] = {}  # a parent in another namespace:
+        # its ifindex there, and the id of that namespace in the one the request is sent in
 
     def execute(self, steps: Sequence[Step], topology: str, results: Results) -> None:
         """Run steps in order, appending (position, None or the error) to `results` as each batch comes
@@ -65,6 +69,8 @@ class Writer:
                 done = self._delete_netns(items, results)
             elif op == "set_sysctl":
                 done = self._sysctls(items, results)
+            elif op == "tuntap":
+                done = self._tuntap(items[0], alias, results)
             else:
                 done = self._batch(items, alias, results)
             if not done:
@@ -131,6 +137,27 @@ class Writer:
                 results.append((position, None))
         return True
 
+    # --- tun and tap ---------------------------------------------------------------------------------
+
+    def _tuntap(self, item: Item, alias: str, results: Results) -> bool:
+        """Make a tun or tap through /dev/net/tun (kernel/tuntap.py), at an ifindex of our choosing."""
+        position, step = item
+        link: Link = step.value.link
+        ns = step.namespace
+        with signals_held():
+            try:
+                index = self._free_index(ns)
+                opts = link.opts
+                tuntap.create(self.ns, ns, link.name, tap=link.kind == "tap", owner=opts.get("owner"),
+                              group=opts.get("group"), multi_queue=bool(opts.get("multi_queue")), alias=alias,
+                              index=index, mtu=link.mtu, mac=_mac(link.mac))
+            except KernelError as exc:
+                results.append((position, exc))
+                return False
+            self.ns.indexes.setdefault(ns, {})[link.name] = index
+            results.append((position, None))
+        return True
+
     # --- link batches --------------------------------------------------------------------------------
 
     def _batch(self, items: list[Item], alias: str, results: Results) -> bool:
@@ -169,7 +196,32 @@ class Writer:
             if name in made or name in coming:
                 continue
             known[name] = self._lookup(ns, name)
+        for _, step in items:  # a parent in another namespace: its index there, and that namespace's id here
+            parent = step.value.link.parent if step.op == "create_link" else None
+            if parent is not None and parent[0] != ns:
+                index = self.ns.indexes.get(parent[0], {}).get(parent[1])
+                self._elsewhere[parent] = (index if index is not None else self._lookup(parent[0], parent[1]),
+                                           self._assigned_nsid(ns, parent[0]))
         return known
+
+    def _assigned_nsid(self, ns: str, other: str) -> int:
+        """The id namespace `ns` knows namespace `other` by, assigned now if it has none (as `ip netns set
+        NAME auto` does): a link's parent in another namespace is named by it (IFLA_LINK_NETNSID)."""
+        fd = self.ns.fd(other)
+        if fd is None:
+            raise KernelError.of(errno.ENOENT, f"namespace {other}")
+        sock = self.ns.sock(ns)
+        nsid = rtnl.decode_nsid(sock.get(rtnl.RTM_GETNSID, rtnl.nsid_request(fd)))
+        if nsid is None or nsid < 0:  # NETNSA_NSID_NOT_ASSIGNED
+            assign = codec.message(rtnl.RTGENMSG, {"family": socket.AF_UNSPEC}, rtnl.NETNSA, {"nsid": -1, "fd": fd})
+            code = sock.batch([transport.Request(_RTM_NEWNSID, 0, assign)])[0]
+            if code not in (0, errno.EEXIST):  # EEXIST: another run assigned one meanwhile
+                raise KernelError.of(code, f"assign an id to namespace {other} in {ns}")
+            nsid = rtnl.decode_nsid(sock.get(rtnl.RTM_GETNSID, rtnl.nsid_request(fd)))
+        if nsid is None or nsid < 0:
+            raise KernelError.of(errno.EINVAL, f"the id of namespace {other} in {ns}")
+        self.ns.nsids[(ns, other)] = nsid
+        return nsid
 
     def _lookup(self, ns: str, name: str) -> int | None:
         probe = rtnl.link_by_name(name)
@@ -188,7 +240,7 @@ class Writer:
         """The netlink requests of one step, or None if there is nothing to do. No I/O."""
         ns, name, op = step.namespace, step.name, step.op
         if op == "create_link":
-            return self._create_link(step, alias)
+            return self._create_link(step, alias, known)
         if op == "delete_link":
             return _Op([rtnl.del_link(name)])
         if op in ("set_up", "set_down"):
@@ -199,6 +251,10 @@ class Writer:
             return _Op([rtnl.set_link(name, mac=_mac(step.value))])
         if op == "clear_master":
             return _Op([rtnl.set_link(name, master=0)])
+        if op == "change_link":
+            made = kind(step.value.kind)
+            return _Op([rtnl.change_link(made.name, made.change_data(step.value, made.changed(step.before, step.value)),
+                                         name)])
         if op == "set_master":
             master = self._index(ns, step.value, known)
             if master is None:
@@ -242,7 +298,7 @@ class Writer:
         return rtnl.route(op, family, dst, dst_len, route.table, route.metric, ROUTE_PROTOCOL, route.type, hops,
                           _packed(route.src) if route.src else None, route.mtu)
 
-    def _create_link(self, step: Step, alias: str) -> _Op:
+    def _create_link(self, step: Step, alias: str, known: dict[str, int | None]) -> _Op:
         """Create the link at an ifindex of our choosing, then mark it by that index, in one batch. The
         kernel runs both in the same syscall, so a crash cannot leave an unmarked link; and if the create
         fails (the name is taken), the mark goes to an index that is free, never to the link that has the
@@ -258,8 +314,12 @@ class Writer:
             if self.ns.fd(pns) is None:
                 raise KernelError.of(errno.ENOENT, f"namespace {pns}")
             self.ns.indexes.setdefault(pns, {})[pname] = self._free_index(pns)
-        data = kind(link.kind).info_data(link, made.peer, _Facts(self.ns, ns))
-        return _Op([rtnl.new_link(link.name, link.kind, index, link.mtu, _mac(link.mac), info_data=data),
+        facts = _Facts(self.ns, ns, known, self._elsewhere)
+        made_kind = kind(link.kind)
+        data = made_kind.info_data(link, made.peer, facts)
+        parent, nsid = (facts.parent_index(link), facts.nsid(link)) if made_kind.parent == "link" else (None, None)
+        return _Op([rtnl.new_link(link.name, link.kind, index, link.mtu, _mac(link.mac), info_data=data, link=parent,
+                                  link_netnsid=nsid),
                     rtnl.set_link(index=index, alias=alias)],
                    cleanup=rtnl.del_link(index=index))
 
@@ -299,7 +359,7 @@ class Writer:
                     unknown.append(position)
                     outcome.append((position, None))
                 else:
-                    outcome.append((position, KernelError.of(ack.code, detail=ack.message) if ack.code else None))
+                    outcome.append((position, _error(step, ack.code, ack.message) if ack.code else None))
             if unknown:
                 outcome.append((unknown[-1], KernelError.of(errno.ENOBUFS, detail=transport.LOST_ACK.message)))
             results.extend(outcome)
@@ -316,11 +376,28 @@ class Writer:
 
 class _Facts:
     """What a kind's encoder may ask the adapter while building a create request (no I/O beyond what
-    the handles already hold)."""
+    the handles already hold: the batch's indexes were resolved first)."""
 
-    def __init__(self, namespaces: Namespaces, namespace: str):
+    def __init__(self, namespaces: Namespaces, namespace: str, known: dict[str, int | None],
+                 elsewhere: dict[tuple[str, str], tuple[int | None, int]]):
         self._ns = namespaces
         self.namespace = namespace
+        self._known = known
+        self._elsewhere = elsewhere
+
+    def parent_index(self, link: Link) -> int:
+        assert link.parent is not None
+        pns, pname = link.parent
+        found = self._elsewhere[link.parent][0] if pns != self.namespace else \
+            self._ns.indexes.get(pns, {}).get(pname, self._known.get(pname))
+        if found is None:
+            raise KernelError.of(errno.ENODEV, f"link {pns}/{pname}, the parent of {self.namespace}/{link.name}")
+        return found
+
+    def nsid(self, link: Link) -> int | None:
+        """The id of the parent's namespace in the one the request is sent in; None for this one."""
+        assert link.parent is not None
+        return self._elsewhere[link.parent][1] if link.parent[0] != self.namespace else None
 
     def netns_fd(self, ns: str) -> int:
         fd = self._ns.fd(ns)
@@ -349,9 +426,12 @@ def _runs(steps: Sequence[Step]) -> Iterator[tuple[str, list[Item]]]:
 def _key(step: Step) -> tuple[str, str]:
     if step.op.endswith("_netns"):
         return step.op, ""
+    if step.op == "create_link" and step.value.link.kind in ("tun", "tap"):
+        return "tuntap", f"{step.namespace}/{step.name}"  # one at a time, through /dev/net/tun
     return ("set_sysctl" if step.op == "set_sysctl" else "links"), step.namespace
 
 
+_RTM_NEWNSID = 88
 _ROUTE_OP = {"add_route": "add", "replace_route": "replace", "delete_route": "delete"}
 
 
@@ -365,6 +445,15 @@ def _prefix(text: str) -> tuple[int, bytes, int]:
 @functools.lru_cache(maxsize=65536)
 def _packed(address: str) -> bytes:
     return ipaddress.ip_address(address).packed
+
+
+def _error(step: Step, code: int, message: str | None) -> KernelError:
+    """A step's error; a create refused because the kernel has no such kind names the module it lacks."""
+    module = kind(step.value.link.kind).module if step.op == "create_link" else None
+    if code == errno.EOPNOTSUPP and module is not None:
+        return KernelError.of(code, f"this kernel has no {step.value.link.kind} links (module {module}; "
+                                    f"'modprobe {module}' loads it where it is installed)", message)
+    return KernelError.of(code, detail=message)
 
 
 def _kernel_error(exc: OSError) -> KernelError:

@@ -11,10 +11,16 @@ from __future__ import annotations
 from .base import Kind, LinkSpec
 from .bridge import Bridge
 from .dummy import Dummy
+from .ipvlan import Ipvlan
 from .loopback import Loopback
+from .macvlan import Macvlan
+from .tuntap import Tap, Tun
 from .veth import Veth
+from .vlan import Vlan
+from .vxlan import Vxlan
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (Loopback(), Bridge(), Dummy(), Veth())}
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (Loopback(), Bridge(), Dummy(), Veth(), Vlan(), Macvlan(),
+                                                        Ipvlan(), Vxlan(), Tun(), Tap())}
 SPECS: dict[str, type[LinkSpec]] = {name: kind.spec for name, kind in KINDS.items() if kind.spec is not None}
 """The YAML options of each kind a topology may declare, by kind name (loopback: `lo`'s addresses)."""
 DECLARABLE: tuple[str, ...] = tuple(name for name in SPECS if name != "loopback")
@@ -35,9 +41,12 @@ def kind(name: str) -> Kind:
     return found if found is not None else Foreign(name)
 
 
+_ORDER = {name: i for i, name in enumerate(KINDS)}
+
+
 def create_order(name: str) -> int:
-    """Links are created kind by kind, in the registry's order."""
-    return list(KINDS).index(name)
+    """Links are created kind by kind, in the registry's order (after their parents: planner)."""
+    return _ORDER[name]
 
 
 __all__ = ["DECLARABLE", "KINDS", "SPECS", "Kind", "LinkSpec", "create_order", "kind"]

@@ -7,13 +7,14 @@ and in the planner; a kind file adds only what is its own. No I/O here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from ..errors import Problem
     from ..model import Topology
+    from ..netlink.rtnl import LinkInfo
     from ..state import Link
 
 
@@ -34,15 +35,25 @@ class LinkSpec(Strict):
     up: bool = True
 
 
+class ParentSpec(LinkSpec):
+    """A link that sits on another (its parent): `parent: eth0` in the same namespace, or
+    `parent: host/eth9` in another; one the topology does not declare is external (host only)."""
+
+    parent: str
+
+
 class Facts(Protocol):
     """What a kind's encoder may ask the kernel adapter while it builds a create request: the namespace
-    the request is sent in, another namespace's fd, the ifindex chosen for a link being made."""
+    the request is sent in, another namespace's fd, the ifindex chosen for a link being made, the ifindex
+    of a link's parent (in the parent's namespace)."""
 
     namespace: str
 
     def netns_fd(self, ns: str) -> int: ...
 
     def index(self, ns: str, name: str) -> int: ...
+
+    def parent_index(self, link: Link) -> int: ...
 
 
 class Kind:
@@ -56,13 +67,61 @@ class Kind:
     """Other links of the namespace may name it as their `master`."""
     mtu_at_create: ClassVar[bool] = True
     """False where an MTU given in RTM_NEWLINK does not stick, so it is set by a request of its own."""
+    module: ClassVar[str | None] = None
+    """The kernel module the kind needs, where the kernel may lack it (named in the error if it does)."""
+    parent: ClassVar[str | None] = None
+    """Where the kernel keeps the link's parent: "link" (IFLA_LINK, with IFLA_LINK_NETNSID when it is in
+    another namespace), "data" (the kind's own data: a vxlan's), or None for a kind without one."""
+    in_place: ClassVar[frozenset[str]] = frozenset()
+    """The options the kernel changes in place (RTM_NEWLINK without create); a change of any other option
+    replaces the link."""
+
+    def options(self, spec: LinkSpec) -> dict[str, Any]:
+        """The kind's own options a desired link has, from its YAML spec, normalized as `read` gives them
+        (a default netlab picks included); None for one the topology leaves to the kernel."""
+        return {}
+
+    def read(self, info: LinkInfo) -> dict[str, Any]:
+        """The kind's own options of a live link, from its link message (IFLA_INFO_DATA)."""
+        return {}
+
+    def headroom(self, link: Link) -> int | None:
+        """How far below its parent's MTU the link's must stay (a vxlan's header), or None where its MTU
+        does not depend on its parent's."""
+        return None
+
+    def kind_of(self, info: LinkInfo) -> str:
+        """The kind a live link of this kind's IFLA_INFO_KIND is (the kernel says "tun" for a tap too)."""
+        return self.name
+
+    def parent_index(self, info: LinkInfo) -> int | None:
+        """The ifindex of a live link's parent, where the kind keeps it in its own data."""
+        return None
 
     def check(self, topology: Topology, problems: list[Problem]) -> None:
         """Add the problems of this kind's links that span fields or interfaces (no line numbers)."""
 
     def replace_reason(self, have: Link, want: Link) -> str | None:
-        """Why `have` cannot become `want` in place (it must be deleted and created), or None."""
+        """Why `have` cannot become `want` in place (it must be deleted and created), or None: by default,
+        a changed parent, or a changed option the kernel does not change in place."""
+        if want.parent is not None and have.parent != want.parent:
+            old = "/".join(have.parent) if have.parent else "none"
+            return f"parent {old} -> {'/'.join(want.parent)}"
+        have_opts = have.opts
+        for name, value in want.options:
+            if name not in self.in_place and have_opts.get(name) != value:
+                return f"{name} {show_option(have_opts.get(name))} -> {show_option(value)}"
         return None
+
+    def changed(self, have: Link, want: Link) -> dict[str, Any]:
+        """The options to change in place (the rest are equal, or replace the link)."""
+        have_opts = have.opts
+        return {name: value for name, value in want.options
+                if name in self.in_place and have_opts.get(name) != value}
+
+    def change_data(self, link: Link, options: dict[str, Any]) -> bytes:
+        """The IFLA_INFO_DATA of the request that changes `options` of `link` in place."""
+        raise NotImplementedError(f"{self.name} changes nothing in place")
 
     def info_data(self, link: Link, peer: Link | None, resolve: Facts) -> bytes | None:
         """The IFLA_INFO_DATA of the RTM_NEWLINK that creates `link`, or None. `resolve` gives the
@@ -70,5 +129,28 @@ class Kind:
         return None
 
     def summary(self, link: Link) -> str:
-        """How the link reads in a plan: its kind and what identifies it."""
-        return self.name
+        """How the link reads in a plan: its kind, its parent, its own options."""
+        text = self.name if link.parent is None else f"{self.name} on {'/'.join(link.parent)}"
+        opts = ", ".join(f"{k} {show_option(v)}" for k, v in link.options if v is not None)
+        return f"{text}, {opts}" if opts else text
+
+
+def show_option(value: Any) -> str:
+    """An option's value as a plan shows it."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+class Stacked(Kind):
+    """A kind that sends on its parent's wire (vlan, macvlan, ipvlan): its parent is IFLA_LINK, and its MTU
+    may not exceed its parent's."""
+
+    parent: ClassVar[str | None] = "link"
+
+    def headroom(self, link: Link) -> int:
+        return 0

@@ -9,17 +9,22 @@ kernel has no "automatic again", so only a new bridge returns to following its p
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import Problem
-from .base import Kind, LinkSpec
+from ..netlink import rtnl
+from .base import Facts, Kind, LinkSpec
 
 if TYPE_CHECKING:
     from ..model import Topology
+    from ..netlink.rtnl import LinkInfo
+    from ..state import Link
 
 
 class BridgeSpec(LinkSpec):
     kind: Literal["bridge"]
+    stp: bool | None = None
+    vlan_filtering: bool | None = None
 
 
 class Bridge(Kind):
@@ -27,6 +32,28 @@ class Bridge(Kind):
     spec = BridgeSpec
     is_master = True
     mtu_at_create = False
+    in_place = frozenset({"stp", "vlan_filtering"})
+
+    def options(self, spec: LinkSpec) -> dict[str, Any]:
+        """Compared only where declared: a bridge netlab makes has both off, and one removed from the file
+        keeps its value (as `mtu` does)."""
+        assert isinstance(spec, BridgeSpec)
+        return {k: v for k, v in (("stp", spec.stp), ("vlan_filtering", spec.vlan_filtering)) if v is not None}
+
+    def read(self, info: LinkInfo) -> dict[str, Any]:
+        data = rtnl.BRIDGE_INFO.decode(info["info_data"] or b"")
+        return {"stp": bool(data.get("stp_state", 0)), "vlan_filtering": bool(data.get("vlan_filtering", 0))}
+
+    def info_data(self, link: Link, peer: Link | None, resolve: Facts) -> bytes | None:
+        return self.change_data(link, link.opts) if link.options else None
+
+    def change_data(self, link: Link, options: dict[str, Any]) -> bytes:
+        data = {}
+        if "stp" in options:
+            data["stp_state"] = int(options["stp"])
+        if "vlan_filtering" in options:
+            data["vlan_filtering"] = int(options["vlan_filtering"])
+        return rtnl.BRIDGE_INFO.encode(data)
 
     def check(self, topology: Topology, problems: list[Problem]) -> None:
         for ns, nspec in topology.namespaces.items():

@@ -15,3 +15,4 @@ class DummySpec(LinkSpec):
 class Dummy(Kind):
     name = "dummy"
     spec = DummySpec
+    module = "dummy"
