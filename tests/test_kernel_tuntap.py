@@ -298,7 +298,7 @@ def test_a_crash_leaves_nothing_or_a_marked_device(made: Made, at: str) -> None:
     name, index = made.lab.p + "c0", made.index()
     made.made.append((made.ns, index))
     proc = subprocess.run([sys.executable, "-c", CRASH, made.ns, name, str(index), made.alias, at], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == -9, proc.stderr
     links = ip_links(made.ns)
     if at == "persist":
