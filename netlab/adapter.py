@@ -33,6 +33,7 @@ class Scope:
     sysctls: Mapping[str, frozenset[str]] = field(default_factory=dict)
     host_routes: frozenset[RouteKey] = frozenset()
     missing_sysctls_are_errors: bool = True  # a destroy reads them only to put them back if it fails
+    vlans: frozenset[str] = frozenset()  # the namespaces where it declares bridge VLANs (read there)
 
     @classmethod
     def of(cls, topo: Topology, want: State | None = None) -> Scope:
@@ -50,8 +51,10 @@ class Scope:
         host_links = set(host.interfaces) if host else set()
         host_links.update(link.parent[1] for ns in want.namespaces.values() for link in ns.links.values()
                           if link.parent is not None and link.parent[0] == HOST)
+        vlans = frozenset(name for name, ns in want.namespaces.items()
+                          if any(link.vlans is not None for link in ns.links.values()))
         return cls(topo.name, frozenset(topo.namespaces) - {HOST}, frozenset(host_links), keys,
-                   frozenset(want.namespaces[HOST].routes))
+                   frozenset(want.namespaces[HOST].routes), vlans=vlans)
 
 
 class Executor(Protocol):

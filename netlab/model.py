@@ -32,7 +32,7 @@ from .kinds import DECLARABLE, KINDS, SPECS, Kind
 from .kinds.base import LinkSpec, Strict
 from .names import interface_name_problem, namespace_name_problem, topology_name_problem
 from .routes import NexthopSpec, RouteSpec
-from .state import HOST, LOOPBACK, Link, Namespace, Route, RouteKey, State, options as link_options
+from .state import HOST, LOOPBACK, Link, Namespace, Route, RouteKey, State, Vlan, options as link_options
 
 MAX_FILE_BYTES = 4 << 20  # a chain of 300 routers, each with a route to every subnet: 1.3 MiB
 MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
@@ -312,6 +312,7 @@ def check(topo: Topology) -> list[Problem]:
                 _check_mac(spec.mac, at + ("mac",), problems)
         _check_addresses(ns, nspec, problems)
         _check_parents(topo, ns, nspec, problems)
+        _check_vlans(ns, nspec, problems)
         routes[ns] = routing.routes(ns, nspec, problems, owner=topo.name)
         sysctls.check(ns, nspec, problems)
     global _last_checked
@@ -394,6 +395,39 @@ def _check_parents(topo: Topology, ns: str, nspec: NamespaceSpec, problems: list
             problems.append(Problem(("namespaces", ns, "interfaces", name, "mtu"),
                                     f"mtu {spec.mtu} is above its parent {pns}/{pname}'s ({pspec.mtu}): a "
                                     f"{spec.kind} cannot send larger frames than its parent"))
+
+
+def _check_vlans(ns: str, nspec: NamespaceSpec, problems: list[Problem]) -> None:
+    """`vlans`/`pvid` are a bridge port's (or a bridge's own), on a bridge with vlan_filtering on."""
+    for name, spec in nspec.interfaces.items():
+        if spec.vlans is None and spec.pvid is None:
+            continue
+        at = ("namespaces", ns, "interfaces", name)
+        field = "vlans" if spec.vlans is not None else "pvid"
+        bridge = spec if _kind(spec).is_master else nspec.interfaces.get(spec.master or "")
+        if bridge is None:
+            problems.append(Problem(at + (field,), "VLANs are a bridge port's: give the interface a master (a "
+                                                   "bridge with vlan_filtering: true), or declare them on the bridge"))
+        elif getattr(bridge, "vlan_filtering", None) is not True:
+            which = name if bridge is spec else spec.master
+            problems.append(Problem(at + (field,), f"bridge {which} filters no VLANs: give it vlan_filtering: "
+                                                   "true, or the VLANs would carry nothing apart"))
+        seen = set()
+        for i, vid in enumerate(spec.vlans or ()):
+            if vid in seen:
+                problems.append(Problem(at + ("vlans", i), f"VLAN {vid} is listed twice"))
+            seen.add(vid)
+
+
+def vlans_of(spec: LinkSpec) -> tuple[Vlan, ...] | None:
+    """The VLANs a declared port (or bridge) carries: `vlans` tagged, `pvid` as pvid and untagged (added
+    if `vlans` does not list it). None where neither is declared: the kernel's (VLAN 1) are left alone."""
+    if spec.vlans is None and spec.pvid is None:
+        return None
+    found = {vid: Vlan(vid) for vid in spec.vlans or ()}
+    if spec.pvid is not None:
+        found[spec.pvid] = Vlan(spec.pvid, True, True)
+    return tuple(found[vid] for vid in sorted(found))
 
 
 def _kind(spec: LinkSpec) -> Kind:
@@ -494,6 +528,7 @@ def desired(topo: Topology) -> State:
                 owner=topo.name,
                 parent=parent_of(ns, spec),
                 options=link_options(KINDS[kind].options(spec)),
+                vlans=vlans_of(spec),
             )
         routes = checked[ns] if ns in checked else routing.routes(ns, nspec, [], owner=topo.name)
         namespaces[ns] = Namespace(ns, None if ns == HOST else topo.name, links, routes,

@@ -23,7 +23,8 @@ FORMAT_VERSION = 3  # 3: routes and sysctls; each change says what it is about (
 # Kernel operations, in symmetric pairs (set_sysctl and replace_route are their own inverse).
 OPS = frozenset({"create_netns", "delete_netns", "create_link", "delete_link", "add_address", "delete_address",
                  "set_master", "clear_master", "set_up", "set_down", "set_mtu", "set_mac",
-                 "add_route", "delete_route", "replace_route", "set_sysctl", "change_link"})
+                 "add_route", "delete_route", "replace_route", "set_sysctl", "change_link", "set_vlans",
+                 "set_self_vlans"})
 ROUTE_OPS = frozenset({"add_route", "delete_route", "replace_route"})
 
 
@@ -147,6 +148,10 @@ class Step:
                 ("down -> up" if op == "set_up" else "up -> down")
         if op == "clear_master":
             return f"master {b} -> none"
+        if op in ("set_vlans", "set_self_vlans"):  # a bridge port's VLANs; the bridge's own
+            new = ", ".join(vlan.text for vlan in v) or "none"
+            old_text = ", ".join(vlan.text for vlan in b) if b else "none"
+            return f"vlans {new}" if created else f"vlans {old_text} -> {new}"
         if op == "change_link":
             from .kinds import kind
             from .kinds.base import show_option

@@ -263,7 +263,8 @@ def _create(w: _Work) -> None:
         made = NewLink(_as_created(want), _as_created(peer) if peer else None)
         w.add(Step("create_link", ns, want.name, made, undo=(Step("delete_link", ns, want.name),)))
         for where, end in ((ns, want), *(((want.peer[0], peer),) if peer and want.peer else ())):
-            w.fresh[(where, end.name)] = replace(_as_created(end), master=None, addresses=frozenset(), up=False)
+            w.fresh[(where, end.name)] = replace(_as_created(end), master=None, addresses=frozenset(), up=False,
+                                                 vlans=None)
             if (where, end.name) != (ns, want.name):
                 w.made_from[(where, end.name)] = (ns, want.name)
 
@@ -340,13 +341,19 @@ def _modify(w: _Work) -> None:
 
 
 def _grow(w: _Work) -> None:
-    """Join links to their masters, then add the addresses they lack."""
+    """Join links to their masters, set their bridge VLANs, then add the addresses they lack."""
     for ns, want in _desired_links(w.desired):
         have = w.current(ns, want)
         if have is not None and want.master is not None and have.master != want.master:
             undo = (Step("set_master", ns, want.name, have.master, before=want.master) if have.master
                     else Step("clear_master", ns, want.name, before=want.master))
             w.add(Step("set_master", ns, want.name, want.master, before=have.master, undo=(undo,)))
+    for ns, want in _desired_links(w.desired):  # VLANs once a port is in its bridge (joining gives it VLAN 1)
+        have = w.current(ns, want)
+        if have is not None and want.vlans is not None and have.vlans != want.vlans:
+            op = "set_self_vlans" if kind(want.kind).is_master else "set_vlans"
+            back = (Step(op, ns, want.name, have.vlans, before=want.vlans),) if have.vlans is not None else ()
+            w.add(Step(op, ns, want.name, want.vlans, before=have.vlans, undo=back))
     for ns, want in _desired_links(w.desired):
         have = w.current(ns, want)
         if have is not None and want.addresses is not None and have.addresses is not None:

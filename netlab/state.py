@@ -48,7 +48,9 @@ class Link:
     vlan, macvlan, ipvlan or vxlan sits on, (namespace, name); None where it has none or it is in a
     namespace that was not read. `options` are the kind's own settings (a vlan's id, a macvlan's mode),
     as (name, value) pairs sorted by name: in a desired state only those the topology decides (declared,
-    or a default netlab picks), read back from the kernel all that the kind reads.
+    or a default netlab picks), read back from the kernel all that the kind reads. `vlans` are a bridge
+    port's VLANs (a bridge's own, for the bridge), sorted by id; None where they are not managed (not
+    declared, or not read).
     """
 
     name: str
@@ -62,6 +64,7 @@ class Link:
     owner: str | None = None
     parent: tuple[str, str] | None = None
     options: tuple[tuple[str, Any], ...] = ()
+    vlans: tuple[Vlan, ...] | None = None
 
     @property
     def opts(self) -> dict[str, Any]:
@@ -80,6 +83,8 @@ class Link:
             d["options"] = opts
         if self.master is not None:
             d["master"] = self.master
+        if self.vlans is not None:
+            d["vlans"] = [v.text for v in self.vlans]
         if self.addresses is not None:
             d["addresses"] = sorted_addresses(self.addresses)
         d["up"] = self.up
@@ -90,6 +95,25 @@ class Link:
         if self.owner is not None:
             d["owner"] = self.owner
         return d
+
+
+class Vlan(NamedTuple):
+    """One VLAN of a bridge port (or of the bridge itself): its id, whether it is the port's pvid (the
+    VLAN untagged frames that come in join), and whether it leaves the port untagged."""
+
+    vid: int
+    pvid: bool = False
+    untagged: bool = False
+
+    @property
+    def text(self) -> str:
+        """'10', '10 pvid untagged': as a plan and a saved state write it."""
+        return " ".join([str(self.vid)] + ["pvid"] * self.pvid + ["untagged"] * self.untagged)
+
+    @classmethod
+    def parse(cls, text: str | int) -> Vlan:
+        words = str(text).split()
+        return cls(int(words[0]), "pvid" in words, "untagged" in words)
 
 
 RouteKey = tuple[int, str, int]
@@ -283,6 +307,7 @@ def link_from_dict(name: str, d: dict[str, Any]) -> Link:
         owner=d.get("owner"),
         parent=tuple(d["parent"].split("/", 1)) if d.get("parent") else None,
         options=options(d.get("options", {})),
+        vlans=tuple(Vlan.parse(v) for v in d["vlans"]) if d.get("vlans") is not None else None,
     )
 
 
@@ -335,7 +360,8 @@ def differences(before: State, after: State) -> list[str]:
             elif al is None:
                 out.append(f"link {name}/{lname} is missing (it existed before)")
             elif bl != al:
-                for f in ("kind", "peer", "parent", "master", "addresses", "up", "mtu", "mac", "owner", "options"):
+                for f in ("kind", "peer", "parent", "master", "vlans", "addresses", "up", "mtu", "mac", "owner",
+                          "options"):
                     if getattr(bl, f) != getattr(al, f):
                         out.append(f"link {name}/{lname}: {f} {_show(getattr(bl, f))} -> {_show(getattr(al, f))}")
         # Routes the topology made; a user's route through a link that a rollback rebuilds is the kernel's
@@ -360,6 +386,8 @@ def differences(before: State, after: State) -> list[str]:
 def _show(value: object) -> str:
     if isinstance(value, frozenset):
         return "[" + ", ".join(sorted_addresses(value)) + "]"
+    if isinstance(value, tuple) and value and all(isinstance(v, Vlan) for v in value):
+        return "[" + ", ".join(v.text for v in value) + "]"
     if isinstance(value, tuple) and all(isinstance(v, tuple) for v in value):
         return ", ".join(f"{k} {v}" for k, v in value) or "none"
     if isinstance(value, tuple):

@@ -117,6 +117,16 @@ class Namespaces:
         finally:
             check(_libc.setns(self.home, CLONE_NEWNET), "return to the root namespace")
 
+    def scratch(self) -> transport.Socket:
+        """A netlink socket in a new, nameless network namespace, which lives only as long as the socket:
+        a place to try something out and leave nothing behind."""
+        with signals_held():
+            check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+            try:
+                return transport.Socket()
+            finally:
+                check(_libc.setns(self.home, CLONE_NEWNET), "return to the root namespace")
+
     def forget(self, ns: str) -> None:
         sock = self._sockets.pop(ns, None)
         if sock is not None:

@@ -24,10 +24,11 @@ from ..state import (
     Route,
     RouteKey,
     State,
+    Vlan,
     options as link_options,
     owner_from_alias,
 )
-from . import sysctl
+from . import bridge_vlan, sysctl
 from .namespaces import Namespaces
 
 Raw = dict[int, rtnl.LinkInfo]  # a namespace's links by ifindex, as rtnl.decode_link gives them
@@ -66,6 +67,7 @@ class Reader:
         result: dict[str, Namespace] = {}
         for ns, dumped in raw.items():
             links: dict[str, Link] = {}
+            vlans = bridge_vlan.read(self.ns.sock(ns)) if ns in scope.vlans else {}
             for info in dumped.values():
                 link = _link(info, dumped, peers.get((ns, info["index"])))
                 made = KINDS.get(link.kind)
@@ -73,6 +75,9 @@ class Reader:
                     made = KINDS[made.kind_of(info)]
                     link = replace(link, kind=made.name, options=link_options(made.read(info)),
                                    parent=self._parent(ns, made, info, raw) if made.parent else None)
+                if info["index"] in vlans:
+                    link = replace(link, vlans=tuple(Vlan(vid, *flags) for vid, flags in
+                                                     sorted(vlans[info["index"]].items())))
                 links[link.name] = link
             names = {index: info["name"] for index, info in dumped.items()}
             if ns == HOST:

@@ -22,8 +22,8 @@ from ..errors import KernelError
 from ..kinds import kind
 from ..netlink import codec, rtnl, transport
 from ..plan import ROUTE_OPS, NewLink, Step
-from ..state import ROUTE_PROTOCOL, Link, Route, mark
-from . import sysctl, tuntap
+from ..state import ROUTE_PROTOCOL, Link, Route, Vlan, mark
+from . import bridge_vlan, sysctl, tuntap
 from .namespaces import Namespaces, signals_held
 
 Results = list[tuple[int, KernelError | None]]
@@ -36,7 +36,8 @@ _ALREADY_SO = {("delete_link", errno.ENODEV), ("delete_address", errno.EADDRNOTA
 _NEEDS_INDEX: dict[str, Callable[[Step], Iterable[str]]] = {
     "set_master": lambda step: (step.value,), "add_address": lambda step: (step.name or "",),
     "delete_address": lambda step: (step.name or "",), "add_route": lambda step: step.value.devices(),
-    "replace_route": lambda step: step.value.devices(),
+    "replace_route": lambda step: step.value.devices(), "set_vlans": lambda step: (step.name or "",),
+    "set_self_vlans": lambda step: (step.name or "",),
     "create_link": lambda step: (step.value.link.parent[1],) if step.value.link.parent is not None
     and step.value.link.parent[0] == step.namespace else ()}
 
@@ -62,6 +63,10 @@ class Writer:
         step has changed nothing (a compound step undoes its own first half); deleting what is already
         gone counts as success."""
         alias = mark(topology)
+        refused = self._probe(steps)
+        if refused is not None:
+            results.append(refused)
+            return
         for op, items in _runs(steps):
             if op == "create_netns":
                 done = self._create_netns(items[0], alias, results)
@@ -75,6 +80,32 @@ class Writer:
                 done = self._batch(items, alias, results)
             if not done:
                 return
+
+    def _probe(self, steps: Sequence[Step]) -> tuple[int, KernelError] | None:
+        """Before any change: for each kind the steps make that a kernel may lack (a module, a build
+        option), make one in a scratch namespace, on a veth for a kind with a parent. The first step that
+        needs what the kernel refuses as not supported, with the error naming what is missing; None if
+        it has all. The scratch namespace lives only as long as its socket: nothing is left behind."""
+        needs: dict[tuple[str, bytes], tuple[int, Link]] = {}
+        for position, step in enumerate(steps):
+            link = step.value.link if step.op == "create_link" else step.value if step.op == "change_link" else None
+            data = kind(link.kind).probe(link) if link is not None else None
+            if link is not None and data is not None:
+                needs.setdefault((link.kind, data), (position, link))
+        if not needs:
+            return None
+        sock = self.ns.scratch()
+        try:
+            sock.request(rtnl.new_link("p0", "veth", 2, peer={"name": "p1", "index": 3}))
+            for (name, data), (position, link) in needs.items():
+                made = kind(name)
+                code = sock.batch([rtnl.new_link("x0", name, 4, info_data=data or None,
+                                                 link=2 if made.parent == "link" else None), rtnl.del_link(index=4)])[0]
+                if code == errno.EOPNOTSUPP:
+                    return position, KernelError.of(code, made.lacking(link) or f"make a {name} link")
+        finally:
+            sock.close()
+        return None
 
     # --- namespaces ----------------------------------------------------------------------------------
 
@@ -251,6 +282,11 @@ class Writer:
             return _Op([rtnl.set_link(name, mac=_mac(step.value))])
         if op == "clear_master":
             return _Op([rtnl.set_link(name, master=0)])
+        if op in ("set_vlans", "set_self_vlans"):
+            index = self._index(ns, name or "", known)
+            if index is None:
+                raise KernelError.of(errno.ENODEV, f"link {ns}/{name}")
+            return _Op(_vlan_requests(index, step.before, step.value, op == "set_self_vlans"))
         if op == "change_link":
             made = kind(step.value.kind)
             return _Op([rtnl.change_link(made.name, made.change_data(step.value, made.changed(step.before, step.value)),
@@ -447,13 +483,27 @@ def _packed(address: str) -> bytes:
     return ipaddress.ip_address(address).packed
 
 
+def _vlan_requests(index: int, before: tuple[Vlan, ...] | None, after: tuple[Vlan, ...], bridge: bool
+                   ) -> list[transport.Request]:
+    """The requests that leave link `index` (a bridge port, or the bridge itself) with exactly the VLANs
+    `after`: the VLANs of `before` that go, and VLAN 1, which the kernel gives a port as it joins a bridge
+    (deleting a VLAN that is not there is no error), then each VLAN to add or whose flags change (an add
+    sets a VLAN's flags exactly)."""
+    had = {v.vid: (v.pvid, v.untagged) for v in before or ()}
+    want = {v.vid: (v.pvid, v.untagged) for v in after}
+    requests = [bridge_vlan.delete(index, vid, self_=bridge) for vid in sorted(set(had) | {1}) if vid not in want]
+    return requests + [bridge_vlan.add(index, vid, *flags, self_=bridge) for vid, flags in sorted(want.items())
+                       if before is None or had.get(vid) != flags]
+
+
 def _error(step: Step, code: int, message: str | None) -> KernelError:
-    """A step's error; a create refused because the kernel has no such kind names the module it lacks."""
-    module = kind(step.value.link.kind).module if step.op == "create_link" else None
-    if code == errno.EOPNOTSUPP and module is not None:
-        return KernelError.of(code, f"this kernel has no {step.value.link.kind} links (module {module}; "
-                                    f"'modprobe {module}' loads it where it is installed)", message)
-    return KernelError.of(code, detail=message)
+    """A step's error; a create or change refused as not supported names what the kernel lacks (a module,
+    a build option)."""
+    link = step.value.link if step.op == "create_link" else step.value if step.op == "change_link" else None
+    lacking = kind(link.kind).lacking(link) if link is not None and code == errno.EOPNOTSUPP else None
+    if step.op in ("set_vlans", "set_self_vlans") and code == errno.EOPNOTSUPP:
+        lacking = kind("bridge").lacking(Link(step.name or "", "bridge", vlans=step.value))
+    return KernelError.of(code, lacking or "", message)
 
 
 def _kernel_error(exc: OSError) -> KernelError:

@@ -7,7 +7,7 @@ and in the planner; a kind file adds only what is its own. No I/O here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,8 @@ class LinkSpec(Strict):
     mtu: int | None = Field(default=None, ge=68, le=65535)
     mac: str | None = None
     up: bool = True
+    vlans: list[Annotated[int, Field(ge=1, le=4094)]] | None = None
+    pvid: int | None = Field(default=None, ge=1, le=4094)
 
 
 class ParentSpec(LinkSpec):
@@ -85,6 +87,19 @@ class Kind:
         """The kind's own options of a live link, from its link message (IFLA_INFO_DATA)."""
         return {}
 
+    def probe(self, link: Link) -> bytes | None:
+        """The IFLA_INFO_DATA of a throwaway link of this kind that needs what `link` needs of the kernel,
+        made in a scratch namespace before any change to find out whether the kernel can (on a veth as
+        its parent, for a kind with one); None if nothing needs probing (the kernel has it everywhere)."""
+        return None
+
+    def lacking(self, link: Link) -> str | None:
+        """What this kernel lacks when it refuses to make or change `link` as not supported (EOPNOTSUPP)."""
+        if self.module is None:
+            return None
+        return f"this kernel has no {link.kind} links (module {self.module}; 'modprobe {self.module}' loads it " \
+               "where it is installed)"
+
     def headroom(self, link: Link) -> int | None:
         """How far below its parent's MTU the link's must stay (a vxlan's header), or None where its MTU
         does not depend on its parent's."""
@@ -114,10 +129,13 @@ class Kind:
         return None
 
     def changed(self, have: Link, want: Link) -> dict[str, Any]:
-        """The options to change in place (the rest are equal, or replace the link)."""
+        """The options to change in place: those of `want` that `have` has with another value (the rest
+        are equal, or replace the link). `have` read back has every option the kind reads; as the undo of
+        a change, `have` is the topology's link, so the undo puts back only what the change changed (the
+        kernel may refuse to be sent the rest: a bridge's vlan_filtering, where it has none)."""
         have_opts = have.opts
         return {name: value for name, value in want.options
-                if name in self.in_place and have_opts.get(name) != value}
+                if name in self.in_place and name in have_opts and have_opts[name] != value}
 
     def change_data(self, link: Link, options: dict[str, Any]) -> bytes:
         """The IFLA_INFO_DATA of the request that changes `options` of `link` in place."""

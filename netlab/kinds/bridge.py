@@ -40,6 +40,16 @@ class Bridge(Kind):
         assert isinstance(spec, BridgeSpec)
         return {k: v for k, v in (("stp", spec.stp), ("vlan_filtering", spec.vlan_filtering)) if v is not None}
 
+    def probe(self, link: Link) -> bytes | None:
+        if link.opts.get("vlan_filtering") or link.vlans is not None:
+            return rtnl.BRIDGE_INFO.encode({"vlan_filtering": 1})
+        return None
+
+    def lacking(self, link: Link) -> str | None:
+        if link.opts.get("vlan_filtering") or link.vlans is not None:
+            return "this kernel's bridges cannot filter VLANs (built without CONFIG_BRIDGE_VLAN_FILTERING)"
+        return None
+
     def read(self, info: LinkInfo) -> dict[str, Any]:
         data = rtnl.BRIDGE_INFO.decode(info["info_data"] or b"")
         return {"stp": bool(data.get("stp_state", 0)), "vlan_filtering": bool(data.get("vlan_filtering", 0))}

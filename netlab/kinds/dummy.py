@@ -3,9 +3,12 @@ a service address). No options of its own."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .base import Kind, LinkSpec
+
+if TYPE_CHECKING:
+    from ..state import Link
 
 
 class DummySpec(LinkSpec):
@@ -16,3 +19,6 @@ class Dummy(Kind):
     name = "dummy"
     spec = DummySpec
     module = "dummy"
+
+    def probe(self, link: Link) -> bytes:
+        return b""

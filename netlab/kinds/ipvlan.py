@@ -57,6 +57,9 @@ class Ipvlan(Stacked):
         data = rtnl.IPVLAN_INFO.decode(info["info_data"] or b"")
         return {"mode": MODE_NAMES.get(data.get("mode", 1), "?"), "flags": FLAG_NAMES.get(data.get("flags", 0), "?")}
 
+    def probe(self, link: Link) -> bytes:
+        return rtnl.IPVLAN_INFO.encode({"mode": MODES["l3"]})
+
     def info_data(self, link: Link, peer: Link | None, resolve: Facts) -> bytes:
         return self.change_data(link, link.opts)
 

@@ -46,7 +46,7 @@ class Loopback(Kind):
             if lo is None or lo.kind != "loopback":
                 continue
             at = ("namespaces", ns, "interfaces", "lo")
-            for field in ("master", "mtu", "mac"):
+            for field in ("master", "mtu", "mac", "vlans", "pvid"):
                 if getattr(lo, field) is not None:
                     problems.append(Problem(at + (field,), f"lo's {field} is the kernel's: only its addresses "
                                                            "can be declared"))

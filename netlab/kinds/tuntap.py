@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from ..errors import Problem
 from .base import Facts, Kind, LinkSpec
 
 if TYPE_CHECKING:
+    from ..model import Topology
     from ..netlink.rtnl import LinkInfo
     from ..state import Link
 
@@ -41,6 +43,13 @@ class Tun(Kind):
     name = "tun"
     spec: ClassVar[type[LinkSpec] | None] = TunSpec
     module = "tun"
+
+    def check(self, topology: Topology, problems: list[Problem]) -> None:
+        for ns, nspec in topology.namespaces.items():
+            for name, spec in nspec.interfaces.items():
+                if isinstance(spec, TunSpec) and spec.mac is not None and self.name == "tun":
+                    problems.append(Problem(("namespaces", ns, "interfaces", name, "mac"),
+                                            "a tun carries IP packets and has no MAC address (a tap has one)"))
 
     def options(self, spec: LinkSpec) -> dict[str, Any]:
         assert isinstance(spec, TunTapSpec)

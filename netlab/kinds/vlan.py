@@ -43,6 +43,9 @@ class Vlan(Stacked):
         protocol: int = data.get("protocol", 0)
         return {"id": data.get("id"), "protocol": PROTOCOL_NAMES.get(protocol, hex(protocol))}
 
+    def probe(self, link: Link) -> bytes:
+        return rtnl.VLAN_INFO.encode({"id": 1})
+
     def info_data(self, link: Link, peer: Link | None, resolve: Facts) -> bytes:
         opts = link.opts
         return rtnl.VLAN_INFO.encode({"id": opts["id"], "protocol": PROTOCOLS[opts["protocol"]]})
