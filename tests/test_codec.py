@@ -836,3 +836,444 @@ def test_macvlan_source_list_and_ipvlan_flags_and_tun_round_trip():
     tun = {"owner": 1000, "group": 1000, "type": 2, "pi": 0, "vnet_hdr": 0, "persist": 1, "multi_queue": 0,
            "num_queues": 1}
     assert nl.TUN_INFO.decode(nl.TUN_INFO.encode(tun)) == tun
+
+
+# --- issue 11: the requests the kinds' links need, as the kinds and the writer build them -----------------
+#
+# A topology declares the links; desired() gives the Links; each kind's info_data/change_data and the
+# writer's own request builders make the bytes, which pyroute2 must read with the topology's values. The
+# other way, pyroute2 encodes each kind's link as a kernel dump carries it, and the kind's read() must give
+# back exactly the options the topology asked for (so a diff right after an apply is empty).
+
+KINDS_TOPOLOGY = """name: t
+namespaces:
+  h1:
+    interfaces:
+      eth0: {kind: veth, peer: h2/eth0, mtu: 9000}
+      eth0.10: {kind: vlan, parent: eth0, id: 10}
+      qinq: {kind: vlan, parent: eth0, id: 4094, protocol: 802.1ad}
+      mv0: {kind: macvlan, parent: host/eth9}
+      mvp: {kind: macvlan, parent: eth0, mode: private}
+      mvv: {kind: macvlan, parent: eth0, mode: vepa}
+      mvs: {kind: macvlan, parent: eth0, mode: source, macs: ["02:00:00:00:00:0B", "02:00:00:00:00:0a"]}
+      iv0: {kind: ipvlan, parent: h2/eth1, mode: l3s, flags: vepa}
+      iv1: {kind: ipvlan, parent: h2/eth2, mode: l2}
+      vx4: {kind: vxlan, vni: 42, remote: 10.0.0.3, local: 10.0.0.2, parent: eth0, learning: false, ttl: 64}
+      vx6: {kind: vxlan, vni: 16777215, group: "FF05::0:1", local: "fd00:0::2", port: 8472, parent: eth0}
+      vxd: {kind: vxlan, vni: 0}
+      tap0: {kind: tap, owner: 1000, group: 0, multi_queue: true}
+      tun0: {kind: tun}
+      br0: {kind: bridge, stp: true, vlan_filtering: false}
+      br1: {kind: bridge}
+  h2:
+    interfaces:
+      eth0: {}
+      eth1: {kind: veth, peer: h2/eth2}
+      eth2: {}
+      mvt: {kind: macvlan, parent: eth1, mode: passthru}
+"""
+PARENT_INDEX, NSID = 7, 3
+
+
+def kinds_links() -> dict[str, Any]:
+    """The topology's links: h1's by name, h2's as h2/NAME."""
+    from netlab.model import desired, loads
+
+    namespaces = desired(loads(KINDS_TOPOLOGY)).namespaces
+    links: dict[str, Any] = dict(namespaces["h1"].links)
+    links.update({f"h2/{n}": lk for n, lk in namespaces["h2"].links.items()})
+    return links
+
+
+class Facts:
+    """What a kind's encoder asks the writer (kinds.base.Facts): a parent's ifindex is PARENT_INDEX."""
+
+    namespace = "h1"
+
+    def netns_fd(self, ns: str) -> int:
+        return 12
+
+    def index(self, ns: str, name: str) -> int:
+        return 99
+
+    def parent_index(self, link: Any) -> int:
+        return PARENT_INDEX
+
+
+def info_data_of(m: Any) -> dict[str, Any]:
+    return dict(m.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")["attrs"])
+
+
+# (link, the IFLA_INFO_DATA pyroute2 reads, by its attribute names): what the topology above declares
+KIND_CREATES = [
+    ("eth0.10", {"IFLA_VLAN_ID": 10, "IFLA_VLAN_PROTOCOL": 0x8100}),
+    ("qinq", {"IFLA_VLAN_ID": 4094, "IFLA_VLAN_PROTOCOL": 0x88A8}),
+    ("mv0", {"IFLA_MACVLAN_MODE": "bridge"}),  # netlab's default (the kernel's is vepa)
+    ("mvp", {"IFLA_MACVLAN_MODE": "private"}),
+    ("mvv", {"IFLA_MACVLAN_MODE": "vepa"}),
+    ("h2/mvt", {"IFLA_MACVLAN_MODE": "passthru"}),
+    ("mvs", {"IFLA_MACVLAN_MODE": "source", "IFLA_MACVLAN_MACADDR_MODE": "set",
+             "IFLA_MACVLAN_MACADDR_DATA": ["02:00:00:00:00:0a", "02:00:00:00:00:0b"]}),
+    ("vx4", {"IFLA_VXLAN_ID": 42, "IFLA_VXLAN_PORT": 4789, "IFLA_VXLAN_GROUP": "10.0.0.3",
+             "IFLA_VXLAN_LOCAL": "10.0.0.2", "IFLA_VXLAN_LINK": PARENT_INDEX, "IFLA_VXLAN_LEARNING": 0,
+             "IFLA_VXLAN_TTL": 64}),
+    ("vx6", {"IFLA_VXLAN_ID": 0xFFFFFF, "IFLA_VXLAN_PORT": 8472, "IFLA_VXLAN_GROUP6": "ff05::1",
+             "IFLA_VXLAN_LOCAL6": "fd00::2", "IFLA_VXLAN_LINK": PARENT_INDEX, "IFLA_VXLAN_LEARNING": 1}),
+    ("vxd", {"IFLA_VXLAN_ID": 0, "IFLA_VXLAN_PORT": 4789, "IFLA_VXLAN_LEARNING": 1}),  # the port always sent
+    ("br0", {"IFLA_BR_STP_STATE": 1, "IFLA_BR_VLAN_FILTERING": 0}),
+]
+
+
+def pyroute2_data(m: Any) -> dict[str, Any]:
+    """pyroute2's reading of a link message's IFLA_INFO_DATA, the macvlan source list as a list of MACs."""
+    data = info_data_of(m)
+    if "IFLA_MACVLAN_MACADDR_DATA" in data:
+        data["IFLA_MACVLAN_MACADDR_DATA"] = [v for _, v in data["IFLA_MACVLAN_MACADDR_DATA"]["attrs"]]
+    return data
+
+
+@pytest.mark.parametrize("name, expected", KIND_CREATES, ids=[c[0] for c in KIND_CREATES])
+def test_each_kinds_create_data_read_by_pyroute2_with_the_topologys_values(name, expected):
+    from netlab.kinds import kind
+
+    link = kinds_links()[name]
+    made = kind(link.kind)
+    data = made.info_data(link, None, Facts())
+    parent = PARENT_INDEX if made.parent == "link" else None
+    r = nl.new_link(link.name, link.kind, 1 << 24, link.mtu, None, info_data=data, link=parent)
+    assert (r.type, r.flags) == (nl.RTM_NEWLINK, transport.NLM_F_CREATE | transport.NLM_F_EXCL)
+    m = read(ifinfmsg, r)
+    assert m.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") == link.kind
+    assert pyroute2_data(m) == expected
+    # a stacked kind's parent is IFLA_LINK; a vxlan's is in its own data only
+    assert m.get_attr("IFLA_LINK") == parent
+    # netlab's reading of its own request gives the options back
+    assert made.read(nl.decode_link(framed(r.body))) == link.opts | (
+        {"stp": True, "vlan_filtering": False} if link.kind == "bridge" else {})
+
+
+def test_a_bridge_with_no_declared_option_sends_no_data_and_tun_tap_none_over_rtnetlink():
+    from netlab.kinds import kind
+
+    links = kinds_links()
+    assert kind("bridge").info_data(links["br1"], None, Facts()) is None
+    assert links["br1"].options == ()  # compared only where declared
+    for name in ("tap0", "tun0"):
+        with pytest.raises(NotImplementedError):
+            kind(links[name].kind).info_data(links[name], None, Facts())
+
+
+def dumped_link(kind_name: str, data: list[tuple[str, Any]], **attrs: Any) -> bytes:
+    """A link of `kind_name` as a kernel dump carries it (rtnl_fill_ifinfo), encoded by pyroute2."""
+    m = ifinfmsg()
+    m["header"]["type"] = nl.RTM_NEWLINK
+    m["index"], m["flags"] = 40, nl.IFF_UP
+    m["attrs"] = [("IFLA_IFNAME", "x0"), ("IFLA_MTU", 1500), ("IFLA_ADDRESS", MAC1), ("IFLA_IFALIAS", "netlab:t"),
+                  *attrs.items(), ("IFLA_LINKINFO", {"attrs": [
+                      ("IFLA_INFO_KIND", kind_name), ("IFLA_INFO_DATA", {"attrs": data})]})]
+    m.encode()
+    return bytes(m.data)
+
+
+# (the topology's link, pyroute2's IFLA_INFO_DATA as the kernel fills it in, the kernel's IFLA_LINK*)
+KIND_DUMPS = [
+    ("eth0.10", [("IFLA_VLAN_ID", 10), ("IFLA_VLAN_FLAGS", {"flags": 1, "mask": 0xFFFFFFFF}),
+                 ("IFLA_VLAN_PROTOCOL", 0x8100)], {"IFLA_LINK": 5}),
+    ("qinq", [("IFLA_VLAN_ID", 4094), ("IFLA_VLAN_PROTOCOL", 0x88A8)], {"IFLA_LINK": 5}),
+    ("mv0", [("IFLA_MACVLAN_MODE", 4), ("IFLA_MACVLAN_FLAGS", 0), ("IFLA_MACVLAN_MACADDR_COUNT", 0)],
+     {"IFLA_LINK": 2, "IFLA_LINK_NETNSID": 0}),
+    ("mvp", [("IFLA_MACVLAN_MODE", 1), ("IFLA_MACVLAN_FLAGS", 0)], {"IFLA_LINK": 5}),
+    ("h2/mvt", [("IFLA_MACVLAN_MODE", 8), ("IFLA_MACVLAN_FLAGS", 0)], {"IFLA_LINK": 5}),
+    ("mvs", [("IFLA_MACVLAN_MODE", 16), ("IFLA_MACVLAN_FLAGS", 0), ("IFLA_MACVLAN_MACADDR_COUNT", 2),
+             ("IFLA_MACVLAN_MACADDR_DATA", {"attrs": [("IFLA_MACVLAN_MACADDR", "02:00:00:00:00:0b"),
+                                                      ("IFLA_MACVLAN_MACADDR", "02:00:00:00:00:0a")]})],
+     {"IFLA_LINK": 5}),
+    ("iv1", [("IFLA_IPVLAN_MODE", 0)], {"IFLA_LINK": 5, "IFLA_LINK_NETNSID": 1}),  # flags: see below
+    ("vx4", [("IFLA_VXLAN_ID", 42), ("IFLA_VXLAN_GROUP", "10.0.0.3"), ("IFLA_VXLAN_LINK", 5),
+             ("IFLA_VXLAN_LOCAL", "10.0.0.2"), ("IFLA_VXLAN_TTL", 64), ("IFLA_VXLAN_TOS", 0),
+             ("IFLA_VXLAN_LEARNING", 0), ("IFLA_VXLAN_AGEING", 300), ("IFLA_VXLAN_PORT", 4789)], {}),
+    ("vx6", [("IFLA_VXLAN_ID", 0xFFFFFF), ("IFLA_VXLAN_GROUP6", "ff05::1"), ("IFLA_VXLAN_LINK", 5),
+             ("IFLA_VXLAN_LOCAL6", "fd00::2"), ("IFLA_VXLAN_TTL", 0), ("IFLA_VXLAN_LEARNING", 1),
+             ("IFLA_VXLAN_PORT", 8472)], {}),
+    ("vxd", [("IFLA_VXLAN_ID", 0), ("IFLA_VXLAN_TTL", 0), ("IFLA_VXLAN_LEARNING", 1),
+             ("IFLA_VXLAN_PORT", 4789)], {}),
+    ("br0", [("IFLA_BR_FORWARD_DELAY", 1500), ("IFLA_BR_STP_STATE", 1), ("IFLA_BR_VLAN_FILTERING", 0),
+             ("IFLA_BR_VLAN_DEFAULT_PVID", 1)], {}),
+    ("tap0", [("IFLA_TUN_OWNER", 1000), ("IFLA_TUN_GROUP", 0), ("IFLA_TUN_TYPE", 2), ("IFLA_TUN_PI", 0),
+              ("IFLA_TUN_VNET_HDR", 1), ("IFLA_TUN_PERSIST", 1), ("IFLA_TUN_MULTI_QUEUE", 1),
+              ("IFLA_TUN_NUM_QUEUES", 0)], {}),
+    ("tun0", [("IFLA_TUN_OWNER", 0xFFFFFFFF), ("IFLA_TUN_GROUP", 0xFFFFFFFF), ("IFLA_TUN_TYPE", 1),
+              ("IFLA_TUN_PI", 0), ("IFLA_TUN_VNET_HDR", 0), ("IFLA_TUN_PERSIST", 1),
+              ("IFLA_TUN_MULTI_QUEUE", 0)], {}),
+]
+
+
+@pytest.mark.parametrize("name, data, attrs", KIND_DUMPS, ids=[c[0] for c in KIND_DUMPS])
+def test_each_kinds_read_of_a_pyroute2_dump_gives_the_topologys_options(name, data, attrs):
+    from netlab.kinds import KINDS
+
+    link = kinds_links()[name]
+    kind_name = "tun" if link.kind in ("tun", "tap") else link.kind  # the kernel says tun for a tap too
+    info = nl.decode_link(dumped_link(kind_name, data, **attrs))
+    assert (info["kind"], info["link"], info["link_nsid"]) == \
+        (kind_name, attrs.get("IFLA_LINK"), attrs.get("IFLA_LINK_NETNSID"))
+    made = KINDS[KINDS[kind_name].kind_of(info)]
+    assert made.name == link.kind
+    have = made.read(info)
+    # every option the topology decides reads back equal (a bridge reads both of its options: compared
+    # where declared), so the plan against the link as the kernel dumps it changes nothing
+    assert {k: have[k] for k in link.opts} == link.opts, have
+    if made.parent == "data":
+        assert made.parent_index(info) == (5 if name != "vxd" else None)
+
+
+def test_read_normalizes_what_the_kernel_spells_otherwise():
+    from netlab.kinds import KINDS
+
+    def reading(kind_name: str, data: list[tuple[str, Any]]) -> dict[str, Any]:
+        return KINDS[kind_name].read(nl.decode_link(dumped_link(kind_name, data)))
+
+    assert reading("vlan", [("IFLA_VLAN_ID", 7), ("IFLA_VLAN_PROTOCOL", 0x88A8)])["protocol"] == "802.1ad"
+    assert reading("vlan", [("IFLA_VLAN_ID", 7), ("IFLA_VLAN_PROTOCOL", 0x9100)])["protocol"] == "0x9100"
+    assert reading("macvlan", [("IFLA_MACVLAN_MODE", 4)]) == {"mode": "bridge", "macs": None}
+    # the kernel keeps a source list after the mode leaves source: it is not this mode's option
+    assert reading("macvlan", [("IFLA_MACVLAN_MODE", 2), ("IFLA_MACVLAN_MACADDR_DATA", {"attrs": [
+        ("IFLA_MACVLAN_MACADDR", "02:00:00:00:00:01")]})]) == {"mode": "vepa", "macs": None}
+    assert reading("ipvlan", [("IFLA_IPVLAN_MODE", 0)]) == {"mode": "l2", "flags": "bridge"}
+    v6 = reading("vxlan", [("IFLA_VXLAN_ID", 1), ("IFLA_VXLAN_GROUP6", "2001:db8:0:0::3"),
+                           ("IFLA_VXLAN_LOCAL6", "2001:DB8::2"), ("IFLA_VXLAN_PORT", 4789)])
+    assert (v6["remote"], v6["group"], v6["local"], v6["ttl"]) == ("2001:db8::3", None, "2001:db8::2", None)
+    v4 = reading("vxlan", [("IFLA_VXLAN_ID", 1), ("IFLA_VXLAN_GROUP", "239.1.1.1"), ("IFLA_VXLAN_PORT", 4789)])
+    assert (v4["remote"], v4["group"], v4["learning"]) == (None, "239.1.1.1", True)  # learning: the default
+    assert reading("bridge", [("IFLA_BR_STP_STATE", 2)]) == {"stp": True, "vlan_filtering": False}  # user STP
+    assert reading("tun", [("IFLA_TUN_TYPE", 2), ("IFLA_TUN_OWNER", 0xFFFFFFFF)]) == \
+        {"owner": None, "group": None, "multi_queue": False}
+
+
+def test_ipvlan_flags_pyroute2_does_not_declare_read_as_netlab_sends_them():
+    """pyroute2 0.9 declares IFLA_IPVLAN_MODE only; IFLA_IPVLAN_FLAGS (2, u16, if_link.h) is checked on the
+    wire: netlab's create data for the topology's ipvlan, and its read of the same bytes."""
+    from netlab.kinds import kind
+
+    link = kinds_links()["iv0"]
+    data = kind("ipvlan").info_data(link, None, Facts())
+    assert data == attr(1, struct.pack("=H", 2)) + attr(2, struct.pack("=H", 2))  # l3s, vepa
+    m = read(ifinfmsg, nl.new_link("iv0", "ipvlan", info_data=data, link=PARENT_INDEX, link_netnsid=NSID))
+    assert info_data_of(m)["IFLA_IPVLAN_MODE"] == 2
+    assert kind("ipvlan").read(nl.decode_link(framed(nl.new_link("iv0", "ipvlan", info_data=data).body))) == \
+        {"mode": "l3s", "flags": "vepa"}
+
+
+@pytest.mark.parametrize("netnsid", [None, 0, NSID, (1 << 31) - 1])
+def test_new_link_with_its_parent_and_the_parents_namespace_both_ways(netnsid):
+    data = nl.MACVLAN_INFO.encode({"mode": 4})
+    r = nl.new_link("mv0", "macvlan", 1 << 24, 1400, bytes.fromhex("020000000001"), info_data=data,
+                    link=PARENT_INDEX, link_netnsid=netnsid)
+    assert (r.type, r.flags) == (nl.RTM_NEWLINK, transport.NLM_F_CREATE | transport.NLM_F_EXCL)
+    m = read(ifinfmsg, r)
+    assert (m["index"], m.get_attr("IFLA_IFNAME"), m.get_attr("IFLA_LINK"), m.get_attr("IFLA_LINK_NETNSID")) == \
+        (1 << 24, "mv0", PARENT_INDEX, netnsid)
+    assert info_data_of(m) == {"IFLA_MACVLAN_MODE": "bridge"}
+
+    theirs = ifinfmsg()
+    theirs["index"] = 1 << 24
+    theirs["attrs"] = [("IFLA_IFNAME", "mv0"), ("IFLA_MTU", 1400), ("IFLA_ADDRESS", MAC1), ("IFLA_LINK", PARENT_INDEX),
+                       *([("IFLA_LINK_NETNSID", netnsid)] if netnsid is not None else []),
+                       ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "macvlan"), ("IFLA_INFO_DATA", {"attrs": [
+                           ("IFLA_MACVLAN_MODE", 4)]})]})]
+    got = nl.decode_link(framed(written(theirs)))
+    assert (got["index"], got["name"], got["link"], got["link_nsid"], got["kind"]) == \
+        (1 << 24, "mv0", PARENT_INDEX, netnsid, "macvlan")
+    assert got["info_data"] == data
+    # without a parent, neither attribute is sent
+    assert not {"IFLA_LINK", "IFLA_LINK_NETNSID"} & set(link_attrs(read(ifinfmsg, nl.new_link("d0", "dummy"))))
+
+
+def test_link_netnsid_is_signed():
+    # if_link.h: IFLA_LINK_NETNSID is s32, and the kernel's NETNSA_NSID_NOT_ASSIGNED is -1
+    r = nl.new_link("mv0", "macvlan", link=2, link_netnsid=-1)
+    assert read(ifinfmsg, r).get_attr("IFLA_LINK_NETNSID") == -1
+    assert nl.decode_link(framed(r.body))["link_nsid"] == -1
+
+
+# In-place changes: (link, the options it has, what the topology then asks, pyroute2's IFLA_INFO_DATA)
+KIND_CHANGES = [
+    ("mv0", {"mode": "private"}, {"mode": "bridge"}, {"IFLA_MACVLAN_MODE": "bridge"}),
+    ("mvs", {"mode": "bridge"}, {"mode": "source", "macs": ("02:00:00:00:00:0a",)},
+     {"IFLA_MACVLAN_MODE": "source", "IFLA_MACVLAN_MACADDR_MODE": "set",
+      "IFLA_MACVLAN_MACADDR_DATA": ["02:00:00:00:00:0a"]}),
+    ("mvs", {"mode": "source", "macs": ("02:00:00:00:00:0a",)},
+     {"mode": "source", "macs": ("02:00:00:00:00:0a", "02:00:00:00:00:0c")},
+     {"IFLA_MACVLAN_MODE": "source", "IFLA_MACVLAN_MACADDR_MODE": "set",
+      "IFLA_MACVLAN_MACADDR_DATA": ["02:00:00:00:00:0a", "02:00:00:00:00:0c"]}),
+    # pyroute2 has no IFLA_IPVLAN_FLAGS: it shows the attribute as UNKNOWN, type 2, a u16 (the whole data is
+    # always sent: mode and flags belong to the parent's port)
+    ("iv0", {"mode": "l2", "flags": "bridge"}, {"mode": "l3s", "flags": "vepa"},
+     {"IFLA_IPVLAN_MODE": 2, "UNKNOWN": {"header": {"length": 6, "type": 2}}}),
+    ("vx4", {"remote": "10.0.0.9", "learning": True}, {"remote": "10.0.0.3", "learning": False},
+     {"IFLA_VXLAN_GROUP": "10.0.0.3", "IFLA_VXLAN_LEARNING": 0, "IFLA_VXLAN_TTL": 64}),
+    ("vx6", {"group": "ff05::9"}, {"group": "ff05::1"}, {"IFLA_VXLAN_GROUP6": "ff05::1", "IFLA_VXLAN_LEARNING": 1}),
+    ("vx4", {"ttl": 5}, {"ttl": 64}, {"IFLA_VXLAN_GROUP": "10.0.0.3", "IFLA_VXLAN_LEARNING": 0,
+                                      "IFLA_VXLAN_TTL": 64}),
+    ("br0", {"stp": False, "vlan_filtering": False}, {"stp": True}, {"IFLA_BR_STP_STATE": 1}),
+    ("br0", {"stp": True, "vlan_filtering": True}, {"vlan_filtering": False}, {"IFLA_BR_VLAN_FILTERING": 0}),
+]
+
+
+def changed_pair(name: str, have: dict[str, Any], want: dict[str, Any]) -> tuple[Any, Any]:
+    """The live link (the topology's with `have` read back) and the desired one (with `want`)."""
+    from dataclasses import replace
+
+    from netlab.kinds import KINDS
+    from netlab.state import options
+
+    link = kinds_links()[name]
+    full = {**dict.fromkeys(("stp", "vlan_filtering")), **link.opts} if link.kind == "bridge" else link.opts
+    live_opts = {**full, **have}
+    if link.kind == "bridge":
+        live_opts = {k: bool(v) for k, v in live_opts.items()}
+    wanted = replace(link, options=options({**link.opts, **want}))
+    live = replace(link, options=options(live_opts))
+    assert KINDS[link.kind].replace_reason(live, wanted) is None  # in place, not a replace
+    return live, wanted
+
+
+@pytest.mark.parametrize("by", ["name", "index"])
+@pytest.mark.parametrize("name, have, want, expected", KIND_CHANGES,
+                         ids=[f"{c[0]}-{'-'.join(sorted(c[2]))}" for c in KIND_CHANGES])  # type: ignore[call-overload]
+def test_change_link_of_each_kind_read_by_pyroute2(by, name, have, want, expected):
+    from netlab.kinds import KINDS
+
+    live, wanted = changed_pair(name, have, want)
+    made = KINDS[wanted.kind]
+    data = made.change_data(wanted, made.changed(live, wanted))
+    r = nl.change_link(wanted.kind, data, **({"name": wanted.name} if by == "name" else {"index": 33}))
+    # a change in place: RTM_NEWLINK with neither NLM_F_CREATE nor NLM_F_EXCL nor NLM_F_REPLACE (with
+    # CREATE and the name taken, the kernel would answer EEXIST; without it, a missing link is ENODEV)
+    assert (r.type, r.flags) == (nl.RTM_NEWLINK, 0)
+    m = read(ifinfmsg, r)
+    assert (m["family"], m["index"], m["flags"], m["change"]) == (0, 0 if by == "name" else 33, 0, 0)
+    assert [k for k, _ in m["attrs"]] == (["IFLA_IFNAME"] if by == "name" else []) + ["IFLA_LINKINFO"]
+    assert m.get_attr("IFLA_IFNAME") == (wanted.name if by == "name" else None)
+    assert m.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") == wanted.kind
+    assert pyroute2_data(m) == expected
+
+    theirs = ifinfmsg()
+    theirs["index"] = 0 if by == "name" else 33
+    theirs["attrs"] = ([("IFLA_IFNAME", wanted.name)] if by == "name" else []) + [("IFLA_LINKINFO", {"attrs": [
+        ("IFLA_INFO_KIND", wanted.kind),
+        ("IFLA_INFO_DATA", {"attrs": [a for a in info_data_of(m).items() if a[0] != "UNKNOWN"]})]})]
+    body = written(theirs)
+    assert nl.IFINFOMSG.decode(body)["index"] == theirs["index"]
+    link = nl.LINK.decode(body, nl.IFINFOMSG.size)
+    assert set(link) == ({"ifname"} if by == "name" else set()) | {"linkinfo"}
+    assert link["linkinfo"]["kind"] == wanted.kind
+    table = {"macvlan": nl.MACVLAN_INFO, "ipvlan": nl.IPVLAN_INFO, "vxlan": nl.VXLAN_INFO,
+             "bridge": nl.BRIDGE_INFO}[wanted.kind]
+    if wanted.kind == "ipvlan":  # pyroute2 has no IFLA_IPVLAN_FLAGS: its message carries the mode only
+        assert table.decode(link["linkinfo"]["data"]) == {"mode": table.decode(data)["mode"]}
+    else:
+        assert table.decode(link["linkinfo"]["data"]) == table.decode(data)
+
+
+def test_the_writers_change_link_step_is_that_request_by_name():
+    from netlab.kernel.writer import Writer
+    from netlab.plan import Step
+
+    live, wanted = changed_pair("vx4", {"remote": "10.0.0.9"}, {})
+    op = Writer(None)._op(Step("change_link", "h1", "vx4", wanted, before=live), "netlab:t", {})  # type: ignore[arg-type]
+    assert op is not None and op.cleanup is None
+    [r] = op.requests
+    assert r == nl.change_link("vxlan", nl.VXLAN_INFO.encode({"learning": 0, "group": ip("10.0.0.3"), "ttl": 64}),
+                               "vx4")
+
+
+@pytest.mark.xfail(strict=True, reason="netlab bug: a vxlan's ttl removed from the file is not sent (the kernel's "
+                                       "changelink keeps what the data does not name), so ttl 5 stays: kinds/vxlan.py "
+                                       "_data must send IFLA_VXLAN_TTL 0 ('ttl auto') for ttl None")
+def test_a_vxlan_ttl_removed_from_the_file_is_sent_as_auto():
+    from netlab.kinds import KINDS
+
+    live, wanted = changed_pair("vxd", {"ttl": 5}, {})
+    made = KINDS["vxlan"]
+    assert made.changed(live, wanted) == {"ttl": None}
+    m = read(ifinfmsg, nl.change_link("vxlan", made.change_data(wanted, made.changed(live, wanted)), "vxd"))
+    assert info_data_of(m).get("IFLA_VXLAN_TTL") == 0
+
+
+class Recorder:
+    """Stands in for the namespace handles of the writer's _assigned_nsid: the requests it sends are
+    recorded, and the replies are what a kernel without an id for the namespace (-1), then with one,
+    answers. Only the bytes the writer builds are under test here (test_kernel_* run it for real)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, int, bytes]] = []
+        self.ids = iter([-1, NSID])
+        self.nsids: dict[tuple[str, str], int] = {}
+
+    def fd(self, ns: str) -> int | None:
+        return 12 if ns == "h2" else None
+
+    def sock(self, ns: str) -> Any:
+        return self
+
+    def get(self, kind: int, body: bytes) -> bytes:
+        self.sent.append((kind, 0, body))
+        return framed(message(nl.RTGENMSG, {}, nl.NETNSA, {"nsid": next(self.ids)}))
+
+    def batch(self, requests: list[transport.Request]) -> list[int]:
+        self.sent += [(r.type, r.flags, r.body) for r in requests]
+        return [0] * len(requests)
+
+
+def test_the_writers_rtm_newnsid_read_by_pyroute2():
+    from netlab.kernel.writer import Writer
+
+    ns = Recorder()
+    assert Writer(ns)._assigned_nsid("h1", "h2") == NSID  # type: ignore[arg-type]
+    assert ns.nsids == {("h1", "h2"): NSID}
+    (get1, _, ask1), (new, flags, assign), (get2, _, ask2) = ns.sent
+    assert (get1, get2, new, flags) == (nl.RTM_GETNSID, nl.RTM_GETNSID, 88, 0)  # RTM_NEWNSID, as `ip netns set`
+    assert ask1 == ask2 == nl.nsid_request(12)
+    m = read(nsidmsg, assign)
+    # NETNSA_NSID -1: "assign one" (pyroute2 declares the attribute unsigned); NETNSA_FD: the namespace
+    assert (m["rtgen_family"], link_attrs(m)) == (socket.AF_UNSPEC, {"NETNSA_NSID": 0xFFFFFFFF, "NETNSA_FD": 12})
+    assert nl.NETNSA.decode(assign, nl.RTGENMSG.size) == {"nsid": -1, "fd": 12}
+    theirs = nsidmsg()
+    theirs["attrs"] = [("NETNSA_NSID", 0xFFFFFFFF), ("NETNSA_FD", 12)]
+    assert written(theirs) == assign  # a header and two 32-bit attributes in the kernel's order: canonical
+
+
+def test_the_writers_create_of_a_child_of_another_namespaces_link():
+    """The create a macvlan on host/eth9 declared in h1 sends in h1: IFLA_LINK the parent's ifindex in the
+    root namespace, IFLA_LINK_NETNSID the id h1 knows it by; then the mark, and the cleanup by index."""
+    from netlab.kernel.writer import Writer
+    from netlab.plan import NewLink, Step
+
+    class Handles:
+        def __init__(self) -> None:
+            self.indexes: dict[str, dict[str, int]] = {}
+            self.taken: dict[str, set[int]] = {}
+
+        def fd(self, ns: str) -> int:
+            return 12
+
+    links = kinds_links()
+    writer = Writer(Handles())  # type: ignore[arg-type]
+    writer._elsewhere[("host", "eth9")] = (2, NSID)
+    writer._elsewhere[("h2", "eth1")] = (5, 1)
+    for name, parent, nsid, mode in (("mv0", 2, NSID, ("IFLA_MACVLAN_MODE", "bridge")),
+                                     ("iv0", 5, 1, ("IFLA_IPVLAN_MODE", 2))):
+        link = links[name]
+        op = writer._op(Step("create_link", "h1", name, NewLink(link, None)), "netlab:t", {})
+        assert op is not None
+        create, mark = op.requests
+        assert (create.type, create.flags) == (nl.RTM_NEWLINK, transport.NLM_F_CREATE | transport.NLM_F_EXCL)
+        m = read(ifinfmsg, create)
+        index = m["index"]
+        assert index >= 1 << 24 and m.get_attr("IFLA_IFNAME") == name
+        assert (m.get_attr("IFLA_LINK"), m.get_attr("IFLA_LINK_NETNSID")) == (parent, nsid)
+        assert mode in info_data_of(m).items()
+        assert (mark.type, read(ifinfmsg, mark)["index"], read(ifinfmsg, mark).get_attr("IFLA_IFALIAS")) == \
+            (nl.RTM_SETLINK, index, "netlab:t")
+        assert op.cleanup == nl.del_link(index=index)
