@@ -1188,9 +1188,6 @@ def test_the_writers_change_link_step_is_that_request_by_name():
                                "vx4")
 
 
-@pytest.mark.xfail(strict=True, reason="netlab bug: a vxlan's ttl removed from the file is not sent (the kernel's "
-                                       "changelink keeps what the data does not name), so ttl 5 stays: kinds/vxlan.py "
-                                       "_data must send IFLA_VXLAN_TTL 0 ('ttl auto') for ttl None")
 def test_a_vxlan_ttl_removed_from_the_file_is_sent_as_auto():
     from netlab.kinds import KINDS
 

@@ -162,8 +162,7 @@ class Vxlan(Kind):
         if far:
             ip = ipaddress.ip_address(far)
             data["group" if ip.version == 4 else "group6"] = ip.packed
-        if opts.get("ttl") is not None:
-            data["ttl"] = opts["ttl"]
+        data["ttl"] = opts.get("ttl") or 0  # 0: the kernel's default (inherit); sent, or a change would keep the old
         return data
 
 
