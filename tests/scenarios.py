@@ -157,3 +157,74 @@ namespaces:
       - {to: default6, via: "fd02::1"}
       - {to: 10.201.0.0/24, via: 10.203.0.1, metric: 200}
 """
+
+# The link kinds of issue 11 that this machine's kernel has, for the kernel suites (rollback at every step,
+# crash at every boundary): macvlans in one namespace and across namespaces (IFLA_LINK_NETNSID), one in
+# source mode with its MACs; a vxlan overlay between two "hosts" (@a and @b, an underlay veth, a bridge on
+# each with the vxlan as a port; no STP there, whose forward delay would hold the overlay's ports 30 s) and
+# a vxlan without a parent; a tap on a bridge with STP (@c/br1).
+# Reachable when applied: @a 192.168.71.1 <-> @b 192.168.71.2 (the overlay), @a 10.72.0.1 <-> @c 10.72.0.2
+# (two macvlans in bridge mode on @a/eth1, one of them in @c), @a 10.73.0.1 <-> @b 10.73.0.2 (the same on
+# @a/eth2).
+KINDS = """
+name: "@"
+namespaces:
+  "@a":
+    interfaces:
+      eth0: {kind: veth, peer: "@b/eth0", addresses: [10.71.0.1/24, 10.71.0.3/24]}
+      eth1: {kind: veth, peer: "@c/eth1"}
+      eth2: {kind: veth, peer: "@b/eth2"}
+      mv0:  {kind: macvlan, parent: eth1, addresses: [10.72.0.1/24]}
+      mv1:  {kind: macvlan, parent: eth1, mode: private}
+      mv5:  {kind: macvlan, parent: eth2, addresses: [10.73.0.1/24]}
+      br0:  {kind: bridge, stp: false, addresses: [192.168.71.1/24]}
+      vx0:  {kind: vxlan, vni: 71, remote: 10.71.0.2, local: 10.71.0.1, parent: eth0, learning: false, master: br0}
+  "@b":
+    interfaces:
+      eth0: {addresses: [10.71.0.2/24]}
+      eth2: {}
+      br0:  {kind: bridge, addresses: [192.168.71.2/24]}
+      vx0:  {kind: vxlan, vni: 71, remote: 10.71.0.1, local: 10.71.0.2, parent: eth0, master: br0}
+      mv6:  {kind: macvlan, parent: "@a/eth2", addresses: [10.73.0.2/24]}
+  "@c":
+    interfaces:
+      eth1: {}
+      mv2:  {kind: macvlan, parent: "@a/eth1", addresses: [10.72.0.2/24]}
+      mv3:  {kind: macvlan, parent: "@a/eth1", mode: source, macs: ["02:00:00:00:71:01"]}
+      vx1:  {kind: vxlan, vni: 73, remote: 10.71.0.9}
+      br1:  {kind: bridge, stp: true}
+      tap0: {kind: tap, owner: 1000, group: 1000, master: br1}
+"""
+
+# KINDS changed in place (a macvlan's mode and a source macvlan's MACs, a bridge's STP, a vxlan's learning
+# and another's remote) and by replacement (a tap's owner, a vxlan's VNI, and a veth whose peer moved, with
+# its macvlan children in its own namespace and in another).
+KINDS_CHANGED = """
+name: "@"
+namespaces:
+  "@a":
+    interfaces:
+      eth0: {kind: veth, peer: "@b/eth0", addresses: [10.71.0.1/24, 10.71.0.3/24]}
+      eth1: {kind: veth, peer: "@c/eth1"}
+      eth2: {kind: veth, peer: "@b/eth3"}
+      mv0:  {kind: macvlan, parent: eth1, addresses: [10.72.0.1/24]}
+      mv1:  {kind: macvlan, parent: eth1, mode: vepa}
+      mv5:  {kind: macvlan, parent: eth2, addresses: [10.73.0.1/24]}
+      br0:  {kind: bridge, stp: false, addresses: [192.168.71.1/24]}
+      vx0:  {kind: vxlan, vni: 71, remote: 10.71.0.2, local: 10.71.0.1, parent: eth0, learning: true, master: br0}
+  "@b":
+    interfaces:
+      eth0: {addresses: [10.71.0.2/24]}
+      eth3: {}
+      br0:  {kind: bridge, addresses: [192.168.71.2/24]}
+      vx0:  {kind: vxlan, vni: 71, remote: 10.71.0.3, local: 10.71.0.2, parent: eth0, master: br0}
+      mv6:  {kind: macvlan, parent: "@a/eth2", addresses: [10.73.0.2/24]}
+  "@c":
+    interfaces:
+      eth1: {}
+      mv2:  {kind: macvlan, parent: "@a/eth1", addresses: [10.72.0.2/24]}
+      mv3:  {kind: macvlan, parent: "@a/eth1", mode: source, macs: ["02:00:00:00:71:01", "02:00:00:00:71:02"]}
+      vx1:  {kind: vxlan, vni: 74, remote: 10.71.0.9}
+      br1:  {kind: bridge, stp: false}
+      tap0: {kind: tap, owner: 1001, group: 1000, master: br1}
+"""

@@ -21,7 +21,8 @@ from netlab.model import load
 from canaries import Canaries
 from conftest import ROOT, Lab, count
 from interrupts import ours, spread, star, start
-from scenarios import ROUTED
+from scenarios import KINDS, ROUTED
+from test_kernel_kinds import kinds_snapshot
 from test_kernel_rollback import ROUTED_SYSCTLS, delta
 
 pytestmark = pytest.mark.kernel
@@ -40,10 +41,10 @@ ROUTED_STAR: Probes = STAR + (("s0", "10.1.0.1"),)  # through s0's default route
 
 
 def recover(lab: Lab, canaries: Canaries, path: str, i: int, why: str, cli: bool = True,
-            probes: Probes = STAR) -> None:
-    """Every other time apply first (it converges, `diff` is clean, and the `probes` answer); then destroy
-    leaves nothing, the root namespace's routes included. Through the command, or (quicker, the same code)
-    through the library."""
+            probes: Probes = STAR, tries: int = 1) -> None:
+    """Every other time apply first (it converges, `diff` is clean, and the `probes` answer, each within
+    `tries` pings); then destroy leaves nothing, the root namespace's routes included. Through the
+    command, or (quicker, the same code) through the library."""
     topo = load(path)
     if i % 2 == 0:
         if cli:
@@ -53,7 +54,7 @@ def recover(lab: Lab, canaries: Canaries, path: str, i: int, why: str, cli: bool
             api.apply(topo)
             assert api.diff(topo).empty, why
         for ns, address in probes:
-            assert lab.ping(f"{lab.p}{ns}", address), f"{why}: {ns} cannot reach {address}"
+            assert any(lab.ping(f"{lab.p}{ns}", address) for _ in range(tries)), f"{why}: {ns} cannot reach {address}"
         assert canaries.changes(port_freed=True) == [], why
     if cli:
         lab.netlab("destroy", path, check=0)
@@ -143,17 +144,23 @@ def at_boundary(lab: Lab, kill_at: int, command: str, path: str) -> subprocess.C
                            command, path], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
-@pytest.mark.parametrize("topology", ["star", "routed"])
+@pytest.mark.parametrize("topology", ["star", "routed", "kinds"])
 @pytest.mark.parametrize("command", ["apply", "destroy"])
 def test_sigkill_at_every_step_boundary_then_apply_or_destroy_recovers(lab, canaries, figures, command, topology):
     """`star`: the seed and one star namespace, no routes; `routed`: the routed topology of
     tests/scenarios.py (routes in every namespace and the root one, forwarding and per-interface sysctls):
     a kill between a link's batch and its routes', or between two sysctl writes, must be recovered. A
-    routed topology destroyed and built again is as it was, routes and sysctls included."""
+    routed topology destroyed and built again is as it was, routes and sysctls included. `kinds`: the link
+    kinds of issue 11 (tests/scenarios.py KINDS: macvlans here and across namespaces, a vxlan overlay, a
+    tap on an STP bridge): a kill between a parent's batch and its children's, or before a tap's own run,
+    must be recovered; built again, each link has its kind's options and parent as before."""
     if topology == "routed":
         lab.sysctls = ROUTED_SYSCTLS
         path = lab.write(ROUTED)
         probes: Probes = (("h1", "10.255.0.1"), ("h2", "10.201.0.1"))
+    elif topology == "kinds":
+        path = lab.write(KINDS)
+        probes = (("a", "192.168.71.2"), ("c", "10.72.0.1"), ("b", "10.73.0.1"))
     else:
         path, probes = star(lab, 1), STAR
     if command == "destroy":
@@ -164,16 +171,19 @@ def test_sigkill_at_every_step_boundary_then_apply_or_destroy_recovers(lab, cana
     assert len(points) >= 3, points
     lab.netlab("destroy" if command == "apply" else "apply", path, check=0)
     joins = command == "destroy" and topology == "star"
+    snapshot = kinds_snapshot if topology == "kinds" else Lab.snapshot
     if command == "destroy":
-        applied = lab.snapshot()
+        applied = snapshot(lab)
     for i, point in enumerate(points):
         if joins:
             canaries.join(f"{lab.p}sbr")
         proc = at_boundary(lab, point, command, path)
         assert proc.returncode == -signal.SIGKILL, proc.stderr
-        recover(lab, canaries, path, i, f"kill after {point} step results of {command}", cli=False, probes=probes)
+        # the first pings through a vxlan overlay made a moment ago are at times lost (measured: up to 4-6 s)
+        recover(lab, canaries, path, i, f"kill after {point} step results of {command}", cli=False, probes=probes,
+                tries=8 if topology == "kinds" else 1)
         if command == "destroy":
             api.apply(load(path))
-            if topology == "routed":  # built again as it was: routes and sysctls included
-                assert lab.snapshot() == applied, f"kill after {point}: {delta(applied, lab.snapshot())}"
+            if topology != "star":  # built again as it was: routes and sysctls, kinds' options included
+                assert snapshot(lab) == applied, f"kill after {point}: {delta(applied, snapshot(lab))}"
     count(figures, f"crash: SIGKILL at every step boundary of {command} ({topology})", len(points))

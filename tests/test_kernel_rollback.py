@@ -5,7 +5,7 @@ rollback itself, is reported as ROLLBACK_INCOMPLETE with what is left (exit 1, n
 apply or destroy still converges. A user's objects beside the topology come through byte-identical."""
 
 import errno
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -25,7 +25,8 @@ from netlab.state import HOST, Namespace, State
 from canaries import Canaries
 from conftest import Lab, count
 from faults import Faulty, timed_out
-from scenarios import ROUTED, ROUTED_CHANGED
+from scenarios import KINDS, KINDS_CHANGED, ROUTED, ROUTED_CHANGED
+from test_kernel_kinds import kinds_snapshot
 from test_kernel_reconcile import CHANGED, HOST_BRIDGE, SEED
 
 pytestmark = pytest.mark.kernel
@@ -51,8 +52,10 @@ def the_plan(run: str, topo: Topology) -> Plan:
 
 
 def run_every_k(lab: Lab, canaries: Canaries, figures: dict[str, int], run: str, topo: Topology,
-                minimum: int = 30) -> int:
-    before = lab.snapshot()
+                minimum: int = 30, snapshot: Callable[[Lab], dict[str, dict[str, Any]]] = Lab.snapshot) -> int:
+    """Inject a fault at every step k of the plan of `run` (apply or destroy) of `topo`: each time the
+    kernel, as `snapshot` reads it (iproute2's view), must be as it was before."""
+    before = snapshot(lab)
     steps = the_plan(run, topo).steps
     n = len(steps)
     assert n >= minimum
@@ -69,7 +72,7 @@ def run_every_k(lab: Lab, canaries: Canaries, figures: dict[str, int], run: str,
         assert f"step {at}/{n} failed: {step.op} {step.describe()}: " in str(info.value)
         assert f"({errno.errorcode[code]}, errno {code})" in str(info.value)
         assert info.value.cause.errno == code
-        after = lab.snapshot()
+        after = snapshot(lab)
         assert after == before, f"k={k} ({step.op} {step.describe()}): the kernel is not as it was: " + \
             delta(before, after)
         assert canaries.changes() == [], f"k={k}"
@@ -261,4 +264,60 @@ def test_failure_at_every_step_of_a_routed_destroy_rolls_back(lab, canaries, fig
     run_every_k(lab, canaries, figures, "destroy", topo, minimum=4)
     assert api.diff(topo).empty
     routes_work(lab)
+    api.destroy(topo)
+
+
+# --- the link kinds of issue 11 on this kernel: macvlan, vxlan, tap, bridge STP ------------------------
+# Judged by kinds_snapshot: Lab.snapshot and, per link, the kind's own data (a macvlan's mode and source
+# MACs, a vxlan's VNI, remote, local, port, learning; a tap's type, owner, group, queues; a bridge's STP
+# state) and its parent by name across namespaces, as `ip -j -d link show` reports them.
+
+def kinds_work(lab: Lab) -> None:
+    p = lab.p
+    assert reaches(lab, f"{p}a", "192.168.71.2")  # across the vxlan overlay
+    assert reaches(lab, f"{p}c", "10.72.0.1")  # macvlans in bridge mode, one in another namespace
+    assert reaches(lab, f"{p}b", "10.73.0.1")  # the same, on @a/eth2, whose children are replaced with it
+
+
+def test_failure_at_every_step_of_a_kinds_create_rolls_back(lab, canaries, figures):
+    topo = load(lab.write(KINDS))
+    kinds = {s.value.link.kind for s in api.diff(topo).steps if s.op == "create_link"}
+    assert {"macvlan", "vxlan", "tap", "bridge", "veth"} <= kinds, kinds
+    run_every_k(lab, canaries, figures, "apply", topo, minimum=45, snapshot=kinds_snapshot)
+    api.apply(topo)
+    assert api.diff(topo).empty
+    kinds_work(lab)
+
+
+def test_failure_at_every_step_of_a_kinds_change_rolls_back(lab, canaries, figures):
+    """In-place changes (change_link: a macvlan's mode and MACs, STP, a vxlan's learning and remote) and
+    replacements (a tap, a vxlan's VNI, a veth with its macvlan children here and in another namespace)."""
+    api.apply(load(lab.write(KINDS)))
+    applied = kinds_snapshot(lab)
+    topo = load(lab.write(KINDS_CHANGED, "changed.yaml"))
+    steps = api.diff(topo).steps
+    changed = {s.name for s in steps if s.op == "change_link"}
+    replaced = {s.name for s in steps if s.op == "delete_link"} & {s.name for s in steps if s.op == "create_link"}
+    assert changed == {"br1", "mv1", "vx0", "mv3"} and {"tap0", "vx1", "eth2", "mv5", "mv6"} <= replaced, steps
+    run_every_k(lab, canaries, figures, "apply", topo, minimum=20, snapshot=kinds_snapshot)
+    assert kinds_snapshot(lab) == applied
+    api.apply(topo)
+    assert api.diff(topo).empty
+    after = kinds_snapshot(lab)
+    assert after[f"{lab.p}c"]["br1"]["data"] == {"stp_state": 0}
+    assert after[f"{lab.p}b"]["vx0"]["data"]["remote"] == "10.71.0.3"
+    assert after[f"{lab.p}b"]["mv6"]["parent"] == (f"{lab.p}a", "eth2")
+    kinds_work(lab)
+
+
+@pytest.mark.xfail(strict=True, reason="netlab bugs, undoing a destroy of KINDS: (1) a bridge read back is "
+                   "made again with IFLA_BR_VLAN_FILTERING 0, which a kernel without CONFIG_BRIDGE_VLAN_FILTERING "
+                   "(this 6.18) refuses, EOPNOTSUPP; (2) the namespace rebuilt first (@a) makes macvlans and a "
+                   "vxlan on veths whose other ends' namespaces (@b, @c) are rebuilt after it: ENODEV")
+def test_failure_at_every_step_of_a_kinds_destroy_rolls_back(lab, canaries, figures):
+    topo = load(lab.write(KINDS))
+    api.apply(topo)
+    run_every_k(lab, canaries, figures, "destroy", topo, minimum=3, snapshot=kinds_snapshot)
+    assert api.diff(topo).empty
+    kinds_work(lab)
     api.destroy(topo)
