@@ -635,6 +635,8 @@ def _rebuild_namespace(live: State, name: str, rank: dict[str, int], doomed: dic
         if link.owner != topology or link.kind == "loopback" or (name, link.name) in seen \
                 or (name, link.name) in doomed:
             continue
+        if link.parent is not None and _rebuilder(live, name, link.name, rank) != name:
+            continue  # its parent comes back in a later undo, which makes it too (_put_back_later)
         peer = None
         if link.kind == "veth":
             if link.peer is None or link.peer in doomed:
@@ -658,20 +660,38 @@ def _rebuild_namespace(live: State, name: str, rank: dict[str, int], doomed: dic
     return tuple(steps)
 
 
+def _rebuilder(live: State, ns: str, name: str, rank: dict[str, int], seen: tuple[Key, ...] = ()) -> str:
+    """Of the namespaces that go (`rank`: their order), the one whose undo recreates link ns/name: its
+    own, or, for a veth to a namespace removed earlier, that one's (whose undo runs later); for a child, the
+    one that recreates its parent, if that runs later."""
+    best, link = ns, live.link(ns, name)
+    if link is None:
+        return best
+    if link.peer is not None and link.peer[0] in rank and rank[link.peer[0]] < rank[best]:
+        best = link.peer[0]
+    if link.parent is not None and link.parent[0] in rank and link.parent not in seen:
+        above = _rebuilder(live, *link.parent, rank, (*seen, (ns, name)))
+        if rank[above] < rank[best]:
+            best = above
+    return best
+
+
 def _put_back_later(w: _Work, rank: dict[str, int]) -> dict[str, list[Step]]:
-    """The routes and per-interface sysctls of the namespaces that go, by the namespace whose undo puts
-    them back: the undo that rebuilds the link they need (a veth to a namespace removed earlier is rebuilt
-    by that namespace's undo, which runs later)."""
+    """What the undo of a namespace's deletion cannot put back itself, by the namespace whose undo does:
+    the undo that rebuilds the link it needs (a veth to a namespace removed earlier is rebuilt by that
+    namespace's undo, which runs later). Children whose parent comes back later (a macvlan on such a
+    veth) first, parents first; then routes and per-interface sysctls."""
     tails: dict[str, list[Step]] = {}
 
     def rebuilt_by(ns: Namespace, devices: set[str]) -> str:
-        candidates = [ns.name]
-        for dev in devices:
-            link = ns.links.get(dev)
-            if link is not None and link.peer and link.peer[0] in rank:
-                candidates.append(link.peer[0])
-        return min(candidates, key=rank.__getitem__)
+        return min([ns.name] + [_rebuilder(w.live, ns.name, dev, rank) for dev in devices], key=rank.__getitem__)
 
+    children = [(where, child) for where in w.gone_ns for child in w.live.namespaces[where].links.values()
+                if child.parent is not None and child.owner == w.topology]
+    for where, child in sorted(children, key=lambda nl: (_depth(w.live, nl[0], nl[1].name), nl[0], nl[1].name)):
+        by = _rebuilder(w.live, where, child.name, rank)
+        if by != where:
+            tails.setdefault(by, []).extend(_rebuild_link(where, child, None))
     for name in w.gone_ns:
         ns = w.live.namespaces[name]
         for path, value in sorted(ns.sysctls.items()):

@@ -918,9 +918,11 @@ KIND_CREATES = [
              "IFLA_VXLAN_LOCAL": "10.0.0.2", "IFLA_VXLAN_LINK": PARENT_INDEX, "IFLA_VXLAN_LEARNING": 0,
              "IFLA_VXLAN_TTL": 64}),
     ("vx6", {"IFLA_VXLAN_ID": 0xFFFFFF, "IFLA_VXLAN_PORT": 8472, "IFLA_VXLAN_GROUP6": "ff05::1",
-             "IFLA_VXLAN_LOCAL6": "fd00::2", "IFLA_VXLAN_LINK": PARENT_INDEX, "IFLA_VXLAN_LEARNING": 1}),
-    ("vxd", {"IFLA_VXLAN_ID": 0, "IFLA_VXLAN_PORT": 4789, "IFLA_VXLAN_LEARNING": 1}),  # the port always sent
-    ("br0", {"IFLA_BR_STP_STATE": 1, "IFLA_BR_VLAN_FILTERING": 0}),
+             "IFLA_VXLAN_LOCAL6": "fd00::2", "IFLA_VXLAN_LINK": PARENT_INDEX, "IFLA_VXLAN_LEARNING": 1,
+             "IFLA_VXLAN_TTL": 0}),
+    ("vxd", {"IFLA_VXLAN_ID": 0, "IFLA_VXLAN_PORT": 4789, "IFLA_VXLAN_LEARNING": 1,  # the port always sent,
+             "IFLA_VXLAN_TTL": 0}),  # and the ttl (0: inherit)
+    ("br0", {"IFLA_BR_STP_STATE": 1}),  # what is off is not sent (a kernel without VLAN filtering refuses even 0)
 ]
 
 
@@ -1112,7 +1114,8 @@ KIND_CHANGES = [
      {"IFLA_IPVLAN_MODE": 2, "UNKNOWN": {"header": {"length": 6, "type": 2}}}),
     ("vx4", {"remote": "10.0.0.9", "learning": True}, {"remote": "10.0.0.3", "learning": False},
      {"IFLA_VXLAN_GROUP": "10.0.0.3", "IFLA_VXLAN_LEARNING": 0, "IFLA_VXLAN_TTL": 64}),
-    ("vx6", {"group": "ff05::9"}, {"group": "ff05::1"}, {"IFLA_VXLAN_GROUP6": "ff05::1", "IFLA_VXLAN_LEARNING": 1}),
+    ("vx6", {"group": "ff05::9"}, {"group": "ff05::1"}, {"IFLA_VXLAN_GROUP6": "ff05::1", "IFLA_VXLAN_LEARNING": 1,
+                                                         "IFLA_VXLAN_TTL": 0}),
     ("vx4", {"ttl": 5}, {"ttl": 64}, {"IFLA_VXLAN_GROUP": "10.0.0.3", "IFLA_VXLAN_LEARNING": 0,
                                       "IFLA_VXLAN_TTL": 64}),
     ("br0", {"stp": False, "vlan_filtering": False}, {"stp": True}, {"IFLA_BR_STP_STATE": 1}),

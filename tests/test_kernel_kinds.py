@@ -509,10 +509,6 @@ def test_a_users_macvlan_in_a_netlab_namespace_makes_destroy_a_conflict_unless_f
     assert not [n for n in netns_names() if n.startswith(p)] and not exists(None, f"{p}w0")
 
 
-@pytest.mark.xfail(strict=True, reason="netlab bug: the reader keeps, in the root namespace, only the "
-                   "topology's links, ports of its bridges and veths with an end in a namespace read; a user's "
-                   "macvlan on a netlab link there is not read, so the planner cannot see the kernel will "
-                   "delete it with its parent, and destroy deletes it without a CONFLICT")
 def test_a_users_macvlan_on_a_netlab_host_veth_makes_destroy_a_conflict_unless_forced(lab):
     p = lab.p
     path = lab.write(USERS_CHILD.replace("PEER", "eth0"))

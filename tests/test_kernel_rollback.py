@@ -310,10 +310,6 @@ def test_failure_at_every_step_of_a_kinds_change_rolls_back(lab, canaries, figur
     kinds_work(lab)
 
 
-@pytest.mark.xfail(strict=True, reason="netlab bugs, undoing a destroy of KINDS: (1) a bridge read back is "
-                   "made again with IFLA_BR_VLAN_FILTERING 0, which a kernel without CONFIG_BRIDGE_VLAN_FILTERING "
-                   "(this 6.18) refuses, EOPNOTSUPP; (2) the namespace rebuilt first (@a) makes macvlans and a "
-                   "vxlan on veths whose other ends' namespaces (@b, @c) are rebuilt after it: ENODEV")
 def test_failure_at_every_step_of_a_kinds_destroy_rolls_back(lab, canaries, figures):
     topo = load(lab.write(KINDS))
     api.apply(topo)

@@ -50,8 +50,9 @@ class Reader:
     def observe(self, scope: Scope) -> State:
         """The live State of the scope's namespaces (those that exist), of every namespace marked as its
         topology's, and, in the root namespace, of the links named in its `host_links` or marked as the
-        topology's, with the user's links that depend on them: ports of their bridges, and veths whose
-        other end is in a namespace read here (a deleted namespace would take them with it); with their
+        topology's, with the user's links that depend on them: ports of their bridges, links on them
+        (a macvlan's parent) or on a link of another namespace, and veths whose other end is in a
+        namespace read here (a deleted namespace would take them with it); with their
         routes (in the root namespace, those through the links kept, and those with a key the topology
         wants there) and the sysctls the scope names."""
         topology, host_links = scope.topology, scope.host_links
@@ -84,7 +85,8 @@ class Reader:
                 ours = {n: lk for n, lk in links.items() if lk.owner == topology or n in host_links}
                 links = {n: lk for n, lk in links.items() if n in ours or (
                          lk.master in ours and ours[lk.master].kind == "bridge") or (
-                         lk.peer is not None and lk.peer[0] != HOST)}
+                         lk.peer is not None and lk.peer[0] != HOST) or (
+                         lk.parent is not None and (lk.parent[0] != HOST or lk.parent[1] in ours))}
                 owned = {n for n, lk in links.items() if lk.owner == topology}
                 routes = self._routes(ns, names, topology, _Host(set(links), owned, scope.host_routes))
                 result[ns] = Namespace(ns, None, links, routes)

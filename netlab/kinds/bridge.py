@@ -55,7 +55,10 @@ class Bridge(Kind):
         return {"stp": bool(data.get("stp_state", 0)), "vlan_filtering": bool(data.get("vlan_filtering", 0))}
 
     def info_data(self, link: Link, peer: Link | None, resolve: Facts) -> bytes | None:
-        return self.change_data(link, link.opts) if link.options else None
+        """Only what is on: a new bridge has both off, and a kernel without VLAN filtering refuses
+        IFLA_BR_VLAN_FILTERING even as 0 (an undo rebuilds a bridge from what was read: both there)."""
+        on = {k: v for k, v in link.opts.items() if v}
+        return self.change_data(link, on) if on else None
 
     def change_data(self, link: Link, options: dict[str, Any]) -> bytes:
         data = {}
