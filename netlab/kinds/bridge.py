@@ -45,6 +45,10 @@ class Bridge(Kind):
             return rtnl.BRIDGE_INFO.encode({"vlan_filtering": 1})
         return None
 
+    def summary(self, link: Link) -> str:
+        """'bridge', with the options that are on ('bridge, stp on'): off is every new bridge's."""
+        return ", ".join(["bridge"] + [f"{k} on" for k, v in link.options if v])
+
     def lacking(self, link: Link) -> str | None:
         if link.opts.get("vlan_filtering") or link.vlans is not None:
             return "this kernel's bridges cannot filter VLANs (built without CONFIG_BRIDGE_VLAN_FILTERING)"
