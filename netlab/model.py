@@ -387,6 +387,10 @@ def _check_parents(topo: Topology, ns: str, nspec: NamespaceSpec, problems: list
         if here is not None:
             problems.append(Problem(at, "parents form a loop: " + " -> ".join("/".join(k) for k in [*seen, here])))
             continue
+        if spec.kind in ("macvlan", "ipvlan") and pspec.kind == spec.kind:
+            below = getattr(pspec, "parent", "?")
+            problems.append(Problem(at, f"the kernel puts a {spec.kind} on a {spec.kind} on the lower one's own "
+                                        f"parent: declare that ({below}) as the parent"))
         if spec.kind == "macvlan" and pspec.master is not None:
             problems.append(Problem(at, f"{pns}/{pname} is a port of bridge {pspec.master}: the kernel refuses "
                                         "a macvlan on a bridge's port (EBUSY); put it on the bridge itself"))

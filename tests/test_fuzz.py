@@ -896,8 +896,6 @@ def test_kinded_topologies_on_this_kernel_apply_diff_change_destroy(tmp_path_fac
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason="netlab bug: a macvlan declared on a macvlan is read back on the lower "
-                   "one's parent and replaced at every apply (NOT_CONVERGED); validation should refuse it")
 def test_found_a_macvlan_on_a_macvlan_never_converges(tmp_path):
     """The kernel makes a macvlan on a macvlan on the lower macvlan's own parent (macvlan_common_newlink:
     `if (netif_is_macvlan(lowerdev)) lowerdev = macvlan_dev_real_dev(lowerdev)`; 6.18: `mv2@e0`), so the

@@ -119,6 +119,8 @@ BAD = [
      ["interface 'eth7' is not defined in namespace 'n0'", "host/NAME"]),
     ("parent namespace", KINDS + "      v0: {kind: vlan, parent: nx/e0, id: 5}\n", 9,
      ["namespace 'nx' is not defined"]),
+    ("macvlan on a macvlan", KINDS + "      m1: {kind: macvlan, parent: e0}\n      m2: {kind: macvlan, parent: m1}\n",
+     10, ["interfaces.m2.parent", "declare that (e0) as the parent"]),
     ("parent lo", KINDS + "      v0: {kind: macvlan, parent: lo}\n", 9, ["lo cannot be a parent"]),
     ("macvlan on a bridge port", KINDS + "      b0: {kind: bridge}\n      p0: {kind: veth, peer: n0/p1, master: b0}\n"
      "      p1: {}\n      m0: {kind: macvlan, parent: p0}\n", 12,
