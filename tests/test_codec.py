@@ -5,6 +5,7 @@ and pyroute2's own encodings of the same messages (routes as the kernel dumps th
 netlab. Bytes are compared only where the encoding is canonical: attribute order and NLA_F_NESTED
 legitimately differ between the two."""
 
+import errno
 import socket
 import struct
 from typing import Any
@@ -1245,35 +1246,69 @@ def test_the_writers_rtm_newnsid_read_by_pyroute2():
 
 
 def test_the_writers_create_of_a_child_of_another_namespaces_link():
-    """The create a macvlan on host/eth9 declared in h1 sends in h1: IFLA_LINK the parent's ifindex in the
-    root namespace, IFLA_LINK_NETNSID the id h1 knows it by; then the mark, and the cleanup by index."""
+    """A macvlan on host/eth9 declared in h1 (and an ipvlan on h2/eth1): where the child's name is free in
+    the parent's namespace, sent in h1 with IFLA_LINK (the parent's ifindex there) and IFLA_LINK_NETNSID
+    (the id h1 knows it by), the mark in the same batch; where it is taken there (6.1 would make the link
+    there first: EEXIST), sent in the parent's namespace with IFLA_NET_NS_FD of h1, the mark after it in h1."""
     from netlab.kernel.writer import Writer
+    from netlab.netlink.transport import OK, NetlinkError
     from netlab.plan import NewLink, Step
 
+    sent: list[tuple[str, list[transport.Request]]] = []
+
+    class Sock:
+        def __init__(self, links: dict[tuple[str, str], int], ns: str) -> None:
+            self.links, self.ns = links, ns
+
+        def get(self, kind: int, body: bytes) -> bytes:
+            if kind == nl.RTM_GETNSID:
+                return framed(message(nl.RTGENMSG, {}, nl.NETNSA, {"nsid": NSID}))
+            name = nl.LINK.decode(body, nl.IFINFOMSG.size)["ifname"]
+            index = self.links.get((self.ns, name))
+            if index is None:
+                raise NetlinkError(errno.ENODEV)
+            return framed(message(nl.IFINFOMSG, {"index": index}, nl.LINK, {"ifname": name}))
+
+        def acks(self, requests: list[transport.Request]) -> list[Any]:
+            sent.append((self.ns, requests))
+            return [OK] * len(requests)
+
     class Handles:
-        def __init__(self) -> None:
+        def __init__(self, links: dict[tuple[str, str], int]) -> None:
             self.indexes: dict[str, dict[str, int]] = {}
             self.taken: dict[str, set[int]] = {}
+            self.nsids: dict[tuple[str, str], int] = {}
+            self.links = links
 
         def fd(self, ns: str) -> int:
             return 12
 
+        def sock(self, ns: str) -> Sock:
+            return Sock(self.links, ns)
+
     links = kinds_links()
-    writer = Writer(Handles())  # type: ignore[arg-type]
-    writer._elsewhere[("host", "eth9")] = (2, NSID)
-    writer._elsewhere[("h2", "eth1")] = (5, 1)
-    for name, parent, nsid, mode in (("mv0", 2, NSID, ("IFLA_MACVLAN_MODE", "bridge")),
-                                     ("iv0", 5, 1, ("IFLA_IPVLAN_MODE", 2))):
-        link = links[name]
-        op = writer._op(Step("create_link", "h1", name, NewLink(link, None)), "netlab:t", {})
-        assert op is not None
-        create, mark = op.requests
-        assert (create.type, create.flags) == (nl.RTM_NEWLINK, transport.NLM_F_CREATE | transport.NLM_F_EXCL)
-        m = read(ifinfmsg, create)
-        index = m["index"]
-        assert index >= 1 << 24 and m.get_attr("IFLA_IFNAME") == name
-        assert (m.get_attr("IFLA_LINK"), m.get_attr("IFLA_LINK_NETNSID")) == (parent, nsid)
-        assert mode in info_data_of(m).items()
-        assert (mark.type, read(ifinfmsg, mark)["index"], read(ifinfmsg, mark).get_attr("IFLA_IFALIAS")) == \
-            (nl.RTM_SETLINK, index, "netlab:t")
-        assert op.cleanup == nl.del_link(index=index)
+    for name, at, parent, mode in (("mv0", ("host", "eth9"), 2, ("IFLA_MACVLAN_MODE", "bridge")),
+                                   ("iv0", ("h2", "eth1"), 5, ("IFLA_IPVLAN_MODE", 2))):
+        for taken in (False, True):
+            handles = Handles({at: parent, **({(at[0], name): 9} if taken else {})})
+            sent.clear()
+            results: list[Any] = []
+            step = Step("create_link", "h1", name, NewLink(links[name], None))
+            assert Writer(handles)._create_child((0, step), "netlab:t", results)  # type: ignore[arg-type]
+            assert results == [(0, None)]
+            if taken:
+                (where, (create,)), (there, (mark,)) = sent
+                assert (where, there) == (at[0], "h1")
+            else:
+                ((where, (create, mark)),) = sent
+                assert where == "h1"
+            assert (create.type, create.flags) == (nl.RTM_NEWLINK, transport.NLM_F_CREATE | transport.NLM_F_EXCL)
+            m = read(ifinfmsg, create)
+            index = m["index"]
+            assert index >= 1 << 24 and m.get_attr("IFLA_IFNAME") == name and m.get_attr("IFLA_LINK") == parent
+            assert (m.get_attr("IFLA_LINK_NETNSID"), m.get_attr("IFLA_NET_NS_FD")) == \
+                ((None, 12) if taken else (NSID, None))
+            assert mode in info_data_of(m).items()
+            assert (mark.type, read(ifinfmsg, mark)["index"], read(ifinfmsg, mark).get_attr("IFLA_IFALIAS")) == \
+                (nl.RTM_SETLINK, index, "netlab:t")
+            assert handles.indexes["h1"][name] == index

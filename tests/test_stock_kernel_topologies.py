@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from netlab import api
-from netlab.errors import NetlabError
 from netlab.model import Topology, load, loads
 
 from conftest import ROOT, Lab, ip_json, netns_names
@@ -220,20 +219,16 @@ namespaces:
 
 
 @pytest.mark.stock_kernel
-def test_on_6_1_a_child_in_another_namespace_needs_its_name_free_in_its_parents_too(lab):
-    """docs/design.md's known limit, which the examples' names avoid (srv's NIC is nic0, not eth0): 6.1
-    makes a link whose parent is in another namespace (IFLA_LINK_NETNSID) in the parent's namespace and
-    then moves it, so c1's macvlan `eth0` on srv's `eth0` is refused (EEXIST) and the apply leaves
-    nothing; with the parent renamed the same file applies. (This machine's 6.18 makes it in place: both
-    apply there.) When netlab makes such links from the parent's side, as `ip link add ... netns` does,
-    the first apply succeeds here too and this test must change."""
+def test_a_child_named_as_its_parent_in_another_namespace_is_made_from_the_parents_side(lab):
+    """c1's macvlan `eth0` on srv's `eth0`, the container pattern: made from the child's side (with
+    IFLA_LINK_NETNSID), 6.1 would make it in srv first and refuse it there (EEXIST); netlab sends that
+    create from srv's side with IFLA_NET_NS_FD, as `ip link add ... netns` does, and marks it in c1."""
     p = lab.p
     lab.topologies.add(p)
-    with pytest.raises(NetlabError, match="EEXIST"):
-        api.apply(loads(SAME_NAME.replace("@", p)))
-    assert not [n for n in netns_names() if n.startswith(p)]
-    renamed = loads(SAME_NAME.replace("@srv/eth0", "@srv/nic0").replace("eth0: {}", "nic0: {}").replace("@", p))
-    api.apply(renamed)
-    assert api.diff(renamed).empty
-    assert parent_of(f"{p}c1", "eth0") == (f"{p}srv", "nic0") and ping(f"{p}c1", "10.0.0.1")
-    destroyed(renamed)
+    topo = loads(SAME_NAME.replace("@", p))
+    api.apply(topo)
+    assert api.diff(topo).empty
+    got = ip_json("-n", f"{p}c1", "-d", "link", "show", "dev", "eth0")[0]
+    assert got["ifalias"] == f"netlab:{p}" and got["linkinfo"]["info_kind"] == "macvlan", got
+    assert parent_of(f"{p}c1", "eth0") == (f"{p}srv", "eth0") and ping(f"{p}c1", "10.0.0.1")
+    destroyed(topo)

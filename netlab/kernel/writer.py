@@ -54,8 +54,6 @@ class _Op:
 class Writer:
     def __init__(self, namespaces: Namespaces):
         self.ns = namespaces
-        self._elsewhere: dict[tuple[str, str], tuple[int | None, int]] = {}  # a parent in another namespace:
-        # its ifindex there, and the id of that namespace in the one the request is sent in
 
     def execute(self, steps: Sequence[Step], topology: str, results: Results) -> None:
         """Run steps in order, appending (position, None or the error) to `results` as each batch comes
@@ -76,6 +74,8 @@ class Writer:
                 done = self._sysctls(items, results)
             elif op == "tuntap":
                 done = self._tuntap(items[0], alias, results)
+            elif op == "child":
+                done = self._create_child(items[0], alias, results)
             else:
                 done = self._batch(items, alias, results)
             if not done:
@@ -189,6 +189,59 @@ class Writer:
             results.append((position, None))
         return True
 
+    # --- a link whose parent is in another namespace ---------------------------------------------------
+
+    def _create_child(self, item: Item, alias: str, results: Results) -> bool:
+        """Create a link whose parent is in another namespace (a macvlan on a host NIC, in a container's
+        namespace), at an ifindex of our choosing, and mark it.
+
+        From the child's namespace, with IFLA_LINK_NETNSID (the id it knows the parent's namespace by,
+        assigned if missing), the create and the mark go in one batch, as for every link: a crash cannot
+        leave an unmarked link. But a kernel such as 6.1 then makes the link in the parent's namespace and
+        moves it, so that fails (EEXIST) when the name is taken there: a container's `eth0` on the host's
+        `eth0`. Then the create is sent from the parent's namespace with IFLA_NET_NS_FD, as `ip link add
+        link eth0 name eth0 netns c1 type macvlan` does (the kernel makes it in the child's namespace
+        directly), and the mark follows from the child's: SIGINT and SIGTERM are held across both, and only a
+        crash between the two syscalls can leave the link unmarked (a CONFLICT on the next apply)."""
+        position, step = item
+        made: NewLink = step.value
+        link, ns = made.link, step.namespace
+        assert link.parent is not None
+        pns, pname = link.parent
+        with signals_held():
+            try:
+                parent = self.ns.indexes.get(pns, {}).get(pname)
+                parent = parent if parent is not None else self._lookup(pns, pname)
+                if parent is None:
+                    raise KernelError.of(errno.ENODEV, f"link {pns}/{pname}, the parent of {ns}/{link.name}")
+                data = kind(link.kind).info_data(link, None, _Facts(self.ns, ns, {}))
+                index, fd = self._free_index(ns), self.ns.fd(ns)
+                if fd is None:
+                    raise KernelError.of(errno.ENOENT, f"namespace {ns}")
+                here = self.ns.sock(ns)
+                mark_it = rtnl.set_link(index=index, alias=alias)
+                if self._lookup(pns, link.name) is None:
+                    create = rtnl.new_link(link.name, link.kind, index, link.mtu, _mac(link.mac), info_data=data,
+                                           link=parent, link_netnsid=self._assigned_nsid(ns, pns))
+                    acks = here.acks([create, mark_it])
+                else:
+                    create = rtnl.new_link(link.name, link.kind, index, link.mtu, _mac(link.mac), info_data=data,
+                                           link=parent, net_ns_fd=fd)
+                    acks = self.ns.sock(pns).acks([create])
+                    if acks[0].code == 0:
+                        acks += here.acks([mark_it])
+                if acks[0].code == 0 and any(ack.code for ack in acks[1:]):
+                    here.batch([rtnl.del_link(index=index)])  # a failed step leaves nothing behind
+                failed = next((ack for ack in acks if ack.code), None)
+                if failed is not None:
+                    raise KernelError.of(failed.code, detail=failed.message)
+            except KernelError as exc:
+                results.append((position, exc))
+                return False
+            self.ns.indexes.setdefault(ns, {})[link.name] = index
+            results.append((position, None))
+        return True
+
     # --- link batches --------------------------------------------------------------------------------
 
     def _batch(self, items: list[Item], alias: str, results: Results) -> bool:
@@ -227,12 +280,6 @@ class Writer:
             if name in made or name in coming:
                 continue
             known[name] = self._lookup(ns, name)
-        for _, step in items:  # a parent in another namespace: its index there, and that namespace's id here
-            parent = step.value.link.parent if step.op == "create_link" else None
-            if parent is not None and parent[0] != ns:
-                index = self.ns.indexes.get(parent[0], {}).get(parent[1])
-                self._elsewhere[parent] = (index if index is not None else self._lookup(parent[0], parent[1]),
-                                           self._assigned_nsid(ns, parent[0]))
         return known
 
     def _assigned_nsid(self, ns: str, other: str) -> int:
@@ -350,12 +397,11 @@ class Writer:
             if self.ns.fd(pns) is None:
                 raise KernelError.of(errno.ENOENT, f"namespace {pns}")
             self.ns.indexes.setdefault(pns, {})[pname] = self._free_index(pns)
-        facts = _Facts(self.ns, ns, known, self._elsewhere)
+        facts = _Facts(self.ns, ns, known)
         made_kind = kind(link.kind)
         data = made_kind.info_data(link, made.peer, facts)
-        parent, nsid = (facts.parent_index(link), facts.nsid(link)) if made_kind.parent == "link" else (None, None)
-        return _Op([rtnl.new_link(link.name, link.kind, index, link.mtu, _mac(link.mac), info_data=data, link=parent,
-                                  link_netnsid=nsid),
+        parent = facts.parent_index(link) if made_kind.parent == "link" else None
+        return _Op([rtnl.new_link(link.name, link.kind, index, link.mtu, _mac(link.mac), info_data=data, link=parent),
                     rtnl.set_link(index=index, alias=alias)],
                    cleanup=rtnl.del_link(index=index))
 
@@ -414,26 +460,19 @@ class _Facts:
     """What a kind's encoder may ask the adapter while building a create request (no I/O beyond what
     the handles already hold: the batch's indexes were resolved first)."""
 
-    def __init__(self, namespaces: Namespaces, namespace: str, known: dict[str, int | None],
-                 elsewhere: dict[tuple[str, str], tuple[int | None, int]]):
+    def __init__(self, namespaces: Namespaces, namespace: str, known: dict[str, int | None]):
         self._ns = namespaces
         self.namespace = namespace
         self._known = known
-        self._elsewhere = elsewhere
 
     def parent_index(self, link: Link) -> int:
+        """The ifindex of the link's parent, in this namespace (a parent elsewhere: Writer._create_child)."""
         assert link.parent is not None
         pns, pname = link.parent
-        found = self._elsewhere[link.parent][0] if pns != self.namespace else \
-            self._ns.indexes.get(pns, {}).get(pname, self._known.get(pname))
+        found = self._ns.indexes.get(pns, {}).get(pname, self._known.get(pname))
         if found is None:
             raise KernelError.of(errno.ENODEV, f"link {pns}/{pname}, the parent of {self.namespace}/{link.name}")
         return found
-
-    def nsid(self, link: Link) -> int | None:
-        """The id of the parent's namespace in the one the request is sent in; None for this one."""
-        assert link.parent is not None
-        return self._elsewhere[link.parent][1] if link.parent[0] != self.namespace else None
 
     def netns_fd(self, ns: str) -> int:
         fd = self._ns.fd(ns)
@@ -464,6 +503,8 @@ def _key(step: Step) -> tuple[str, str]:
         return step.op, ""
     if step.op == "create_link" and step.value.link.kind in ("tun", "tap"):
         return "tuntap", f"{step.namespace}/{step.name}"  # one at a time, through /dev/net/tun
+    if step.op == "create_link" and step.value.link.parent is not None and step.value.link.parent[0] != step.namespace:
+        return "child", f"{step.namespace}/{step.name}"  # a parent in another namespace: Writer._create_child
     return ("set_sysctl" if step.op == "set_sysctl" else "links"), step.namespace
 
 

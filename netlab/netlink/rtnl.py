@@ -208,11 +208,12 @@ def ifaddr(family: int, prefixlen: int, index: int, flags: int = 0) -> bytes:
 
 def new_link(name: str, kind: str, index: int = 0, mtu: int | None = None, mac: bytes | None = None,
              peer: dict[str, Any] | None = None, info_data: bytes | None = None, link: int | None = None,
-             link_netnsid: int | None = None) -> Request:
+             link_netnsid: int | None = None, net_ns_fd: int | None = None) -> Request:
     """RTM_NEWLINK, failing if the name (or the ifindex asked for) is taken. `info_data` is the kind's
     IFLA_INFO_DATA, encoded by the kind; `peer` (veth) encodes it instead from name, and optional
     net_ns_fd, index, mtu, mac. `link` is the parent's ifindex (IFLA_LINK: a vlan's, a macvlan's), in the
-    namespace the sender knows by `link_netnsid` when that is not its own."""
+    namespace the sender knows by `link_netnsid` when that is not its own. `net_ns_fd`: the link is made in
+    that namespace (its parent, `link`, is still the sender's)."""
     if peer is not None:
         if info_data is not None:
             raise ValueError("new_link: peer and info_data are two ways to give the same attribute")
@@ -221,6 +222,7 @@ def new_link(name: str, kind: str, index: int = 0, mtu: int | None = None, mac: 
             "mtu": peer.get("mtu"), "address": _mac(peer.get("mac"))}})
     return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, message(IFINFOMSG, {"index": index}, LINK, {
         "ifname": name, "mtu": mtu, "address": _mac(mac), "link": link, "link_netnsid": link_netnsid,
+        "net_ns_fd": net_ns_fd,
         "linkinfo": {"kind": kind, "data": info_data}}))
 
 
