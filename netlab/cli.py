@@ -86,10 +86,12 @@ def _call(command: str, file: str, output: Output, **options: Any) -> tuple[Topo
         _fail(output, exc)
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
-    # Handled exactly as Ctrl-C. Nothing is imported here: the signal may land in the middle of an
-    # import, and importing then fails on the partly initialized module (the signal suite saw it).
-    raise KeyboardInterrupt("SIGTERM")
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM is handled exactly as Ctrl-C (SIGINT); once the command has finished, both are ignored.
+    # Nothing is imported here: the signal may land in the middle of an import, and importing then fails
+    # on the partly initialized module (the signal suite saw it).
+    if not _done:
+        raise KeyboardInterrupt("SIGTERM" if signum == signal.SIGTERM else "SIGINT")
 
 
 @app.command()
@@ -166,21 +168,31 @@ def show(file: str = FileArg, output: Output = OutputOpt) -> None:
 
 
 _drift = False
+_done = False  # the command has finished: a signal now is ignored
 
 
 def main() -> NoReturn:
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     # A run builds large structures that live until it exits and hold no garbage cycles (the states of N
     # namespaces, a plan of ~7N steps); at the default threshold (700) the cyclic GC walks them again and
     # again: 0.2-0.5 s of a star N=1000 apply. A young collection every 20,000 allocations instead.
     gc.set_threshold(20_000, 20, 20)
+    global _done
+    _done, finished = False, None  # (main may run more than once in a process: the tests' in-process CLI)
     try:
-        app()
-    except SystemExit as exc:
-        # The command has finished and said so: a signal now must not turn its result into a traceback.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        code = exc.code if isinstance(exc.code, int) else EXIT_ERROR if exc.code else EXIT_OK
+        try:
+            app()
+        except SystemExit as exc:
+            # The command has finished and said so: a signal now must not turn its result into a traceback
+            # (one that lands before this line is caught below, as an interrupt of the command).
+            finished, _done = exc, True
+    except KeyboardInterrupt:
+        if finished is None:
+            print("interrupted", file=sys.stderr)
+            _exit_now(EXIT_ERROR)
+    if finished is not None:
+        code = finished.code if isinstance(finished.code, int) else EXIT_ERROR if finished.code else EXIT_OK
         if code == 130:  # the framework's exit for an interrupt outside the steps (those roll back)
             print("interrupted before a change was made or after the last one; 'netlab diff' shows the state",
                   file=sys.stderr)
@@ -190,9 +202,6 @@ def main() -> NoReturn:
         if code not in (EXIT_OK, EXIT_ERROR) and not (code == EXIT_DRIFT and _drift):
             code = EXIT_ERROR
         sys.exit(code)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        _exit_now(EXIT_ERROR)
     sys.exit(EXIT_OK)
 
 
