@@ -318,15 +318,16 @@ def _modify(w: _Work) -> None:
     # A parent whose MTU goes down takes its children's down with it (the kernel lowers a vlan's; a vxlan
     # keeps room for its header): a child that leaves its MTU to the kernel is lowered explicitly first, so
     # that undo raises it back.
-    lowered = {(ns, want.name): want.mtu for ns, want, have in changing
-               if want.mtu is not None and have.mtu is not None and want.mtu < have.mtu}
+    lowered: dict[Key, int] = {}  # the links whose MTU goes down, by parent depth (a vxlan on a vlan on eth0)
     mtus = []
-    for ns, want, have in changing:
+    for ns, want, have in sorted(changing, key=lambda c: _depth(w.desired, c[0], c[1].name)):
         mtu = want.mtu
         room = kind(want.kind).headroom(want) if want.parent in lowered else None
         if mtu is None and room is not None and have.mtu is not None and want.parent is not None \
                 and have.mtu > lowered[want.parent] - room:
             mtu = lowered[want.parent] - room
+        if mtu is not None and have.mtu is not None and mtu < have.mtu:
+            lowered[(ns, want.name)] = mtu
         if mtu is not None and mtu != have.mtu:
             down = have.mtu is not None and mtu < have.mtu
             depth = _depth(w.desired, ns, want.name)

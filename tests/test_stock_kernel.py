@@ -373,9 +373,6 @@ def test_vlan_id_change_replaces_drift_is_repaired_mtus_converge_and_destroy_rem
     assert api.destroy(changed).empty and lab.snapshot() == {"<host>": {}}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="netlab lowers a child whose parent's declared MTU "
-                   "goes down, but not that child's own children: a vxlan over a VLAN keeps its MTU when the "
-                   "trunk goes down (planner._modify: `lowered` holds declared MTUs only)")
 @pytest.mark.stock_kernel("8021q")
 def test_a_vxlan_over_a_vlan_keeps_room_for_its_header_when_the_trunk_goes_down(lab):
     topo = _load(lab, TRUNK)
