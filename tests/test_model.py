@@ -121,6 +121,8 @@ BAD = [
      ["namespace 'nx' is not defined"]),
     ("macvlan on a macvlan", KINDS + "      m1: {kind: macvlan, parent: e0}\n      m2: {kind: macvlan, parent: m1}\n",
      10, ["interfaces.m2.parent", "declare that (e0) as the parent"]),
+    ("vlan twice on a parent", KINDS + "      v0: {kind: vlan, parent: e0, id: 5}\n      v1: {kind: vlan, parent: e0, "
+     "id: 5}\n", 10, ["interfaces.v1.id", "n0/v0 is already VLAN 5 (802.1Q) on e0"]),
     ("parent lo", KINDS + "      v0: {kind: macvlan, parent: lo}\n", 9, ["lo cannot be a parent"]),
     ("macvlan on a bridge port", KINDS + "      b0: {kind: bridge}\n      p0: {kind: veth, peer: n0/p1, master: b0}\n"
      "      p1: {}\n      m0: {kind: macvlan, parent: p0}\n", 12,

@@ -196,16 +196,14 @@ class Writer:
 
     def _create_child(self, item: Item, alias: str, results: Results) -> bool:
         """Create a link whose parent is in another namespace (a macvlan on a host NIC, in a container's
-        namespace), at an ifindex of our choosing, and mark it.
-
-        From the child's namespace, with IFLA_LINK_NETNSID (the id it knows the parent's namespace by,
-        assigned if missing), the create and the mark go in one batch, as for every link: a crash cannot
-        leave an unmarked link. But a kernel such as 6.1 then makes the link in the parent's namespace and
-        moves it, so that fails (EEXIST) when the name is taken there: a container's `eth0` on the host's
-        `eth0`. Then the create is sent from the parent's namespace with IFLA_NET_NS_FD, as `ip link add
-        link eth0 name eth0 netns c1 type macvlan` does (the kernel makes it in the child's namespace
-        directly), and the mark follows from the child's: SIGINT and SIGTERM are held across both, and only a
-        crash between the two syscalls can leave the link unmarked (a CONFLICT on the next apply)."""
+        namespace), at an ifindex of our choosing, and mark it, in one batch sent in the child's namespace:
+        the create names the parent by IFLA_LINK and IFLA_LINK_NETNSID (the id the child's namespace knows
+        the parent's by, assigned if missing), under a temporary name, 'nl' and the ifindex in hex; then,
+        by that ifindex, its name and the mark. Why the temporary name: a kernel such as 6.1 makes such a
+        link in the parent's namespace and then moves it, so a name taken there (a container's `eth0` on the
+        host's `eth0`) would fail with EEXIST. Sending the create from the parent's namespace with
+        IFLA_NET_NS_FD, as `ip link add ... netns` does, avoids that too, but the mark would then be a
+        second syscall on another socket: a crash between them would leave an unmarked link."""
         position, step = item
         made: NewLink = step.value
         link, ns = made.link, step.namespace
@@ -218,23 +216,14 @@ class Writer:
                 if parent is None:
                     raise KernelError.of(errno.ENODEV, f"link {pns}/{pname}, the parent of {ns}/{link.name}")
                 data = kind(link.kind).info_data(link, None, _Facts(self.ns, ns, {}))
-                index, fd = self._free_index(ns), self.ns.fd(ns)
-                if fd is None:
-                    raise KernelError.of(errno.ENOENT, f"namespace {ns}")
-                here = self.ns.sock(ns)
-                mark_it = rtnl.set_link(index=index, alias=alias)
-                if self._lookup(pns, link.name) is None:
-                    create = rtnl.new_link(link.name, link.kind, index, link.mtu, _mac(link.mac), info_data=data,
-                                           link=parent, link_netnsid=self._assigned_nsid(ns, pns))
-                    acks = here.acks([create, mark_it])
-                else:
-                    create = rtnl.new_link(link.name, link.kind, index, link.mtu, _mac(link.mac), info_data=data,
-                                           link=parent, net_ns_fd=fd)
-                    acks = self.ns.sock(pns).acks([create])
-                    if acks[0].code == 0:
-                        acks += here.acks([mark_it])
-                if acks[0].code == 0 and any(ack.code for ack in acks[1:]):
-                    here.batch([rtnl.del_link(index=index)])  # a failed step leaves nothing behind
+                nsid = self._assigned_nsid(ns, pns)
+                index = self._free_index(ns)
+                create = rtnl.new_link(f"nl{index:x}", link.kind, index, link.mtu, _mac(link.mac), info_data=data,
+                                       link=parent, link_netnsid=nsid)
+                sock = self.ns.sock(ns)
+                acks = sock.acks([create, rtnl.set_link(index=index, rename=link.name, alias=alias)])
+                if acks[0].code == 0 and acks[1].code:
+                    sock.batch([rtnl.del_link(index=index)])  # a failed step leaves nothing behind
                 failed = next((ack for ack in acks if ack.code), None)
                 if failed is not None:
                     raise KernelError.of(failed.code, detail=failed.message)

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from ..errors import Problem
 from ..netlink import rtnl
 from .base import Facts, LinkSpec, ParentSpec, Stacked
 
 if TYPE_CHECKING:
+    from ..model import Topology
     from ..netlink.rtnl import LinkInfo
     from ..state import Link
 
@@ -33,6 +35,20 @@ class Vlan(Stacked):
     name = "vlan"
     spec = VlanSpec
     module = "8021q"
+
+    def check(self, topology: Topology, problems: list[Problem]) -> None:
+        """One VLAN per parent, id and protocol (the kernel's key: a second is EEXIST)."""
+        from ..model import parent_of
+
+        seen: dict[tuple[tuple[str, str] | None, int, str], str] = {}
+        for ns, nspec in topology.namespaces.items():
+            for name, spec in nspec.interfaces.items():
+                if isinstance(spec, VlanSpec):
+                    first = seen.setdefault((parent_of(ns, spec), spec.id, spec.protocol), f"{ns}/{name}")
+                    if first != f"{ns}/{name}":
+                        problems.append(Problem(("namespaces", ns, "interfaces", name, "id"),
+                                                f"{first} is already VLAN {spec.id} ({spec.protocol}) on "
+                                                f"{spec.parent}: the kernel has one per parent, id and protocol"))
 
     def options(self, spec: LinkSpec) -> dict[str, Any]:
         assert isinstance(spec, VlanSpec)

@@ -227,13 +227,15 @@ def new_link(name: str, kind: str, index: int = 0, mtu: int | None = None, mac: 
 
 
 def set_link(name: str | None = None, index: int = 0, *, up: bool | None = None, mtu: int | None = None,
-             mac: bytes | None = None, master: int | None = None, alias: str | None = None) -> Request:
-    """RTM_SETLINK on the link `index`, or on the link called `name`."""
+             mac: bytes | None = None, master: int | None = None, alias: str | None = None,
+             rename: str | None = None) -> Request:
+    """RTM_SETLINK on the link `index`, or on the link called `name`; `rename` gives the link `index` a new
+    name (it must be down)."""
     flags = change = 0
     if up is not None:
         flags, change = (IFF_UP if up else 0), IFF_UP
     return Request(RTM_SETLINK, 0, message(IFINFOMSG, {"index": index, "flags": flags, "change": change}, LINK, {
-        "ifname": None if index else name, "mtu": mtu, "address": _mac(mac), "master": master, "ifalias": alias}))
+        "ifname": rename if index else name, "mtu": mtu, "address": _mac(mac), "master": master, "ifalias": alias}))
 
 
 def change_link(kind: str, info_data: bytes, name: str | None = None, index: int = 0) -> Request:
