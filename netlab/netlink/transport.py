@@ -22,6 +22,7 @@ import errno
 import os
 import socket
 import struct
+import time
 from _thread import get_ident
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
@@ -53,6 +54,7 @@ RECV = 1 << 16  # bytes per recv(); a dump datagram is at most 32 KiB unless one
 # all its acks.
 ACK_COST = 1280
 DUMP_RETRIES = 10  # reads of a dump again after one that the kernel marked inconsistent
+DUMP_PAUSE = 0.005  # before the first read again; doubled before each next: 10 reads span about 5 s
 # Read buffers, one per size and thread, shared by the sockets a thread makes: a run holds a socket per
 # namespace (a thousand at N=1000) and reads them one at a time, and every reply is copied out (or fully
 # parsed) before the next read. One 64 KiB buffer per socket cost 64 MiB and ~50 ms of page faults at
@@ -199,8 +201,10 @@ class Socket:
 
     def dump(self, kind: int, body: bytes) -> list[tuple[int, bytes]]:
         """Every reply to a dump request, as (message type, message). NetlinkError if the kernel refuses
-        the dump; one that changed while it was read is read again, up to DUMP_RETRIES times."""
-        retries = 0
+        the dump; one that changed while it was read is read again, up to DUMP_RETRIES times, after a
+        pause that doubles each time (the churn that interrupts a dump, such as a thousand new links' IPv6
+        addresses coming and going, lasts longer than ten reads in a row: the benchmark of issue 11 saw it)."""
+        retries, pause = 0, DUMP_PAUSE
         while True:
             self.sock.sendall(self._frame(kind, NLM_F_REQUEST | NLM_F_DUMP, body))
             replies, interrupted = self._replies(self.seq, multi=True)
@@ -210,6 +214,8 @@ class Socket:
                 raise NetlinkError(errno.EAGAIN, f"the dump (message type {kind}) kept changing while it was "
                                                  f"read: all {retries + 1} reads were interrupted (NLM_F_DUMP_INTR)")
             retries += 1
+            time.sleep(pause)
+            pause *= 2
             self.dump_retries += 1
 
     def get(self, kind: int, body: bytes) -> bytes:
