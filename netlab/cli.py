@@ -11,7 +11,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -63,8 +64,9 @@ def _fail(output: Output, exc: NetlabError) -> NoReturn:
 
 
 def _load(path: str, output: Output) -> Topology:
-    from .errors import NetlabError
-    from .model import load
+    with _whole():
+        from .errors import NetlabError
+        from .model import load
 
     try:
         return load(path)
@@ -72,11 +74,25 @@ def _load(path: str, output: Output) -> Topology:
         _fail(output, exc)
 
 
+@contextmanager
+def _whole() -> Iterator[None]:
+    """SIGINT and SIGTERM held while the block runs (netlab's modules are imported in it): an interrupt
+    that lands while pydantic builds a model class comes out of pydantic-core as a SchemaError, not as
+    KeyboardInterrupt, and the command ended in a traceback (the signal suite saw it). Held, it is
+    delivered when the imports are done, as an interrupt before any change."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _call(command: str, file: str, output: Output, **options: Any) -> tuple[Topology, Any]:
     """Load the file and run api.<command> on it; any netlab error becomes a message and exit 1. Returns
     the topology and what api.<command> returned (a Plan, or for `show` a State)."""
-    from . import api
-    from .errors import NetlabError
+    with _whole():
+        from . import api
+        from .errors import NetlabError
 
     gc.freeze()  # what the imports made lives as long as the process: no collection walks it again
     topo = _load(file, output)
