@@ -55,7 +55,7 @@ checked by tests/test_kernel_bridge_vlan.py on that kernel:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from ..netlink import rtnl, transport
 
@@ -98,12 +98,14 @@ def wanted(vlans: list[int] | tuple[int, ...], pvid: int | None) -> Vlans:
 
 
 def changes(index: int, current: Mapping[int, tuple[bool, bool]], target: Mapping[int, tuple[bool, bool]],
-            self_: bool = False) -> list[transport.Request]:
+            self_: bool = False, unread: Iterable[int] = ()) -> list[transport.Request]:
     """The requests that take link `index` from its `current` VLANs (as `read` gives them) to exactly
     `target`: deletes of the VLANs not wanted, then an add for each VLAN missing or with other flags
     (an add replaces flags). Empty when they agree. In one batch, in this order, the result does not
-    depend on which VLAN held the pvid before."""
-    out = [delete(index, vid, self_) for vid in sorted(current) if vid not in target]
+    depend on which VLAN held the pvid before. `unread`: VLANs that may be there though `current` does
+    not list them (VLAN 1, which the kernel gives a port as it joins a bridge later in the same plan),
+    deleted unless wanted (deleting a VLAN that is not there is no error)."""
+    out = [delete(index, vid, self_) for vid in sorted(set(current) | set(unread)) if vid not in target]
     out += [add(index, vid, *flags, self_=self_) for vid, flags in sorted(target.items()) if current.get(vid) != flags]
     return out
 

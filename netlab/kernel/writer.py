@@ -22,7 +22,7 @@ from ..errors import KernelError
 from ..kinds import kind
 from ..netlink import codec, rtnl, transport
 from ..plan import ROUTE_OPS, NewLink, Step
-from ..state import ROUTE_PROTOCOL, Link, Route, Vlan, mark
+from ..state import ROUTE_PROTOCOL, Link, Route, mark
 from . import bridge_vlan, sysctl, tuntap
 from .namespaces import Namespaces, signals_held
 
@@ -325,7 +325,9 @@ class Writer:
             index = self._index(ns, name or "", known)
             if index is None:
                 raise KernelError.of(errno.ENODEV, f"link {ns}/{name}")
-            return _Op(_vlan_requests(index, step.before, step.value, op == "set_self_vlans"))
+            had = {v.vid: (v.pvid, v.untagged) for v in step.before or ()}
+            want = {v.vid: (v.pvid, v.untagged) for v in step.value}
+            return _Op(bridge_vlan.changes(index, had, want, op == "set_self_vlans", unread=(1,)))
         if op == "change_link":
             made = kind(step.value.kind)
             return _Op([rtnl.change_link(made.name, made.change_data(step.value, made.changed(step.before, step.value)),
@@ -514,19 +516,6 @@ def _prefix(text: str) -> tuple[int, bytes, int]:
 @functools.lru_cache(maxsize=65536)
 def _packed(address: str) -> bytes:
     return ipaddress.ip_address(address).packed
-
-
-def _vlan_requests(index: int, before: tuple[Vlan, ...] | None, after: tuple[Vlan, ...], bridge: bool
-                   ) -> list[transport.Request]:
-    """The requests that leave link `index` (a bridge port, or the bridge itself) with exactly the VLANs
-    `after`: the VLANs of `before` that go, and VLAN 1, which the kernel gives a port as it joins a bridge
-    (deleting a VLAN that is not there is no error), then each VLAN to add or whose flags change (an add
-    sets a VLAN's flags exactly)."""
-    had = {v.vid: (v.pvid, v.untagged) for v in before or ()}
-    want = {v.vid: (v.pvid, v.untagged) for v in after}
-    requests = [bridge_vlan.delete(index, vid, self_=bridge) for vid in sorted(set(had) | {1}) if vid not in want]
-    return requests + [bridge_vlan.add(index, vid, *flags, self_=bridge) for vid, flags in sorted(want.items())
-                       if before is None or had.get(vid) != flags]
 
 
 def _error(step: Step, code: int, message: str | None) -> KernelError:

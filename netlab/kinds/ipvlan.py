@@ -36,13 +36,14 @@ class Ipvlan(Stacked):
     module = "ipvlan"
 
     def check(self, topology: Topology, problems: list[Problem]) -> None:
-        seen: dict[tuple[str, str], tuple[str, str, str]] = {}  # parent -> (ns/name, mode, flags) of the first
+        from ..model import parent_of
+
+        seen: dict[tuple[str, str] | None, tuple[str, str, str]] = {}  # parent -> (ns/name, mode, flags) of the first
         for ns, nspec in topology.namespaces.items():
             for name, spec in nspec.interfaces.items():
                 if not isinstance(spec, IpvlanSpec):
                     continue
-                parent = tuple(spec.parent.split("/", 1)) if "/" in spec.parent else (ns, spec.parent)
-                first = seen.setdefault(parent, (f"{ns}/{name}", spec.mode, spec.flags))  # type: ignore[arg-type]
+                first = seen.setdefault(parent_of(ns, spec), (f"{ns}/{name}", spec.mode, spec.flags))
                 if (first[1], first[2]) != (spec.mode, spec.flags):
                     problems.append(Problem(("namespaces", ns, "interfaces", name, "mode"),
                                             f"ipvlans on one parent share its mode and flags: {first[0]} has "
