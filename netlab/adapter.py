@@ -34,6 +34,7 @@ class Scope:
     host_routes: frozenset[RouteKey] = frozenset()
     missing_sysctls_are_errors: bool = True  # a destroy reads them only to put them back if it fails
     vlans: frozenset[str] = frozenset()  # the namespaces where it declares bridge VLANs (read there)
+    impair: frozenset[str] = frozenset()  # the namespaces where it impairs links (their qdiscs are read)
 
     @classmethod
     def of(cls, topo: Topology, want: State | None = None) -> Scope:
@@ -53,8 +54,10 @@ class Scope:
                           if link.parent is not None and link.parent[0] == HOST)
         vlans = frozenset(name for name, ns in want.namespaces.items()
                           if any(link.vlans is not None for link in ns.links.values()))
+        impair = frozenset(name for name, ns in want.namespaces.items()
+                           if any(link.qdisc is not None for link in ns.links.values()))
         return cls(topo.name, frozenset(topo.namespaces) - {HOST}, frozenset(host_links), keys,
-                   frozenset(want.namespaces[HOST].routes), vlans=vlans)
+                   frozenset(want.namespaces[HOST].routes), vlans=vlans, impair=impair)
 
 
 class Executor(Protocol):

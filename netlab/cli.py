@@ -166,13 +166,19 @@ def show(file: str = FileArg, output: Output = OutputOpt) -> None:
     _, state = _call("show", file, output)
 
     def text() -> str:
+        from .impair import summary
+
         lines = []
         for ns, body in state.to_dict().items():
             lines.append(f"{ns}" + (f"  (owner: {body['owner']})" if body.get("owner") else ""))
             for name, link in body["links"].items():
-                attrs = ", ".join(f"{k}: {v}" for key, value in link.items()  # a kind's options where they are
+                attrs = ", ".join(f"{k}: {v}" for key, value in link.items() if key != "qdisc"  # a kind's options
                                   for k, v in (value.items() if key == "options" else ((key, value),)))
                 lines.append(f"  {name}: {attrs}")
+                qdisc = state.namespaces[ns].links[name].qdisc
+                if qdisc is not None:
+                    whose = "" if qdisc.ours else "  (root qdisc, not netlab's)"
+                    lines.append(f"  impair {name}: {summary(qdisc)}{whose}")
             for _, route in sorted(state.namespaces[ns].routes.items()):
                 owner = f"  (owner: {route.owner})" if route.owner else "  (not netlab's)"
                 lines.append(f"  route {route.label}: {route.summary()}{owner}")

@@ -26,12 +26,13 @@ from pydantic import (
 )
 from yaml.constructor import SafeConstructor
 
-from . import routes as routing, sysctls
+from . import impair, routes as routing, sysctls
 from .errors import Problem, ValidationError
 from .kinds import DECLARABLE, KINDS, SPECS, Kind
-from .kinds.base import LinkSpec, Strict
+from .kinds.base import LinkSpec
 from .names import interface_name_problem, namespace_name_problem, topology_name_problem
 from .routes import NexthopSpec, RouteSpec
+from .schema import Strict
 from .state import HOST, LOOPBACK, Link, Namespace, Route, RouteKey, State, Vlan, options as link_options
 
 MAX_FILE_BYTES = 4 << 20  # a chain of 300 routers, each with a route to every subnet: 1.3 MiB
@@ -284,6 +285,8 @@ def _unknown_field(field: str, loc: Path, kind: str | None) -> str:
         (None, 1): Topology, (None, 3): NamespaceSpec, ("routes", 5): RouteSpec, ("routes", 7): NexthopSpec}
     section = loc[2] if len(loc) > 2 and isinstance(loc[2], str) else None
     model = by_place.get((section if section == "routes" else None, len(loc))) if kind is None else KINDS[kind].spec
+    if kind is not None and len(loc) == 6 and loc[4] == "impair":
+        model, kind = impair.ImpairSpec, None
     fields = list(model.model_fields) if model else []
     owners = [name for name in DECLARABLE if field in SPECS[name].model_fields]
     if kind is not None and owners:
@@ -310,6 +313,7 @@ def check(topo: Topology) -> list[Problem]:
                 _check_master(topo, ns, name, spec, at + ("master",), problems)
             if spec.mac is not None:
                 _check_mac(spec.mac, at + ("mac",), problems)
+            impair.check(ns, name, spec, problems)
         _check_addresses(ns, nspec, problems)
         _check_parents(topo, ns, nspec, problems)
         _check_vlans(ns, nspec, problems)
@@ -533,6 +537,7 @@ def desired(topo: Topology) -> State:
                 parent=parent_of(ns, spec),
                 options=link_options(KINDS[kind].options(spec)),
                 vlans=vlans_of(spec),
+                qdisc=impair.desired(spec.impair, spec.mtu) if spec.impair is not None else None,
             )
         routes = checked[ns] if ns in checked else routing.routes(ns, nspec, [], owner=topo.name)
         namespaces[ns] = Namespace(ns, None if ns == HOST else topo.name, links, routes,

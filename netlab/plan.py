@@ -15,17 +15,19 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .state import Link, Route, sysctl_name
+from .state import Link, Qdisc, Route, sysctl_name
 from .sysctls import interface_of
 
-FORMAT_VERSION = 3  # 3: routes and sysctls; each change says what it is about ("object")
+FORMAT_VERSION = 4  # 3: routes and sysctls; each change says what it is about ("object"); 4: impairments
 
-# Kernel operations, in symmetric pairs (set_sysctl and replace_route are their own inverse).
+# Kernel operations, in symmetric pairs (set_sysctl, replace_route, change_qdisc and replace_qdisc are their
+# own inverse).
 OPS = frozenset({"create_netns", "delete_netns", "create_link", "delete_link", "add_address", "delete_address",
                  "set_master", "clear_master", "set_up", "set_down", "set_mtu", "set_mac",
                  "add_route", "delete_route", "replace_route", "set_sysctl", "change_link", "set_vlans",
-                 "set_self_vlans"})
+                 "set_self_vlans", "add_qdisc", "delete_qdisc", "change_qdisc", "replace_qdisc"})
 ROUTE_OPS = frozenset({"add_route", "delete_route", "replace_route"})
+QDISC_OPS = frozenset({"add_qdisc", "delete_qdisc", "change_qdisc", "replace_qdisc"})
 
 
 class Action(Enum):
@@ -75,9 +77,10 @@ class Step:
     path (set_sysctl), or None for a namespace or route step. `value` is what the step sets (an address, a
     master, an MTU, a MAC, a sysctl's value; for create_link a NewLink; for the route steps the Route, the
     new one for replace_route; for change_link the Link with the kind's options it gets; for delete_netns
-    the links elsewhere that die with the namespace), `before` what was there (for delete_link, a NewLink;
-    for replace_route, the Route replaced; for change_link, the Link as it was; for set_sysctl, the value,
-    None where the object is new). `undo` is the steps that reverse this one.
+    the links elsewhere that die with the namespace; for the qdisc steps the link's root Qdisc), `before`
+    what was there (for delete_link, a NewLink; for replace_route, the Route replaced; for change_link, the
+    Link as it was; for set_sysctl, the value, None where the object is new; for delete_qdisc,
+    change_qdisc and replace_qdisc, the Qdisc as it was). `undo` is the steps that reverse this one.
     """
 
     op: str
@@ -108,6 +111,8 @@ class Step:
             return f"route {self.namespace} {route.label} ({route.summary()})"
         if self.op == "set_sysctl":
             return f"sysctl {self.where} = {self.value}"
+        if self.op in QDISC_OPS:
+            return f"impair {self.where} ({self.detail()})"
         if self.op in ("create_netns", "delete_netns"):
             return f"namespace {self.namespace}" + (f" ({self.detail()})" if self.value else "")
         if self.op in ("create_link", "delete_link"):
@@ -141,6 +146,12 @@ class Step:
             return f"{b.summary()} -> {v.summary()}"
         if op == "set_sysctl":
             return v if created or b is None else f"{b} -> {v}"
+        if op in QDISC_OPS:
+            from .impair import changes, summary
+
+            if op == "change_qdisc":
+                return ", ".join(changes(b, v))
+            return summary(b if op == "delete_qdisc" else v)
         if op in ("add_address", "delete_address"):
             return f"address {v}" if created else f"address {'+' if op == 'add_address' else '-'}{v}"
         if op in ("set_up", "set_down"):
@@ -168,7 +179,7 @@ class Step:
             d["name"] = self.name
         for key, value in (("value", self.value), ("before", self.before)):
             if value is not None:
-                d[key] = value.to_dict() if isinstance(value, (NewLink, Route, Link)) else value
+                d[key] = value.to_dict() if isinstance(value, (NewLink, Route, Link, Qdisc)) else value
         d["description"] = self.describe()
         d["undo"] = [u.to_dict() for u in self.undo]
         return d
@@ -191,15 +202,15 @@ class Change:
     def subject(self) -> str:
         if self.name is None:
             return f"namespace {self.namespace}"
-        if self.what == "link":
-            return f"link {self.namespace}/{self.name}"
+        if self.what in ("link", "impair"):
+            return f"{self.what} {self.namespace}/{self.name}"
         return f"{self.what} {self.namespace} {self.name}"
 
     def describe(self, steps: tuple[Step, ...]) -> str:
         """One line: the object, then what its steps do, grouped by link (a pair's other end, a
         namespace's lo), then the reason."""
         created = self.action in (Action.CREATE, Action.REPLACE)
-        if self.what in ("route", "sysctl"):  # one object, no links: its steps' details in one group
+        if self.what in ("route", "sysctl", "impair"):  # one object, no links: its steps' details in one group
             text = ", ".join(steps[i].detail(created) for i in self.steps
                              if not (self.action is Action.REPLACE and steps[i].op.startswith("delete_")))
             line = f"{self.subject}: {text}" if text else self.subject

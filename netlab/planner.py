@@ -11,7 +11,8 @@ No netlink, no root, no I/O: every case is unit-testable with golden files. The 
   the kernel would delete as a side effect of what follows), shrink (delete addresses, clear masters, set
   down), delete (links, namespaces), create (namespaces, then links kind by kind in the registry's order),
   sysctl (those that rewrite others first, per-interface ones last), modify (MTU, MAC), grow (set masters,
-  add addresses), up (bridges last), route (add and replace routes, once what they go through is there).
+  add addresses), up (bridges last), impair (root qdiscs), route (add and replace routes, once what they
+  go through is there).
   Routes are deleted first and added last so that each undo, run in reverse, finds what it needs: a route
   put back finds its link and its gateway's subnet back.
 - A link is replaced (deleted, then created) when its kind changed or its kind says the change cannot be
@@ -33,7 +34,7 @@ from .state import HOST, LOOPBACK, Link, Namespace, Route, RouteKey, State, sort
 
 Key = tuple[str, str]  # (namespace, link name)
 Subject = tuple[str, str, str | None]  # what a change is about: ("namespace", ns, None), ("link", ns, name),
-# ("route", ns, label), ("sysctl", ns, name)
+# ("route", ns, label), ("sysctl", ns, name), ("impair", ns, link name)
 
 GONE = "not in the topology"
 DESTROY = "destroy"
@@ -160,8 +161,9 @@ class _Work:
 
 
 _CREATES, _DELETES = 1, 2
-_EFFECT = {"create_link": _CREATES, "create_netns": _CREATES, "add_route": _CREATES,
-           "delete_link": _DELETES, "delete_netns": _DELETES, "delete_route": _DELETES}
+_EFFECT = {"create_link": _CREATES, "create_netns": _CREATES, "add_route": _CREATES, "add_qdisc": _CREATES,
+           "delete_link": _DELETES, "delete_netns": _DELETES, "delete_route": _DELETES, "delete_qdisc": _DELETES,
+           "replace_qdisc": _CREATES | _DELETES}
 _ACTIONS = {0: Action.UPDATE, _CREATES: Action.CREATE, _DELETES: Action.DELETE, _CREATES | _DELETES: Action.REPLACE}
 """A change's action from its steps: what they create and delete, or-ed."""
 
@@ -264,7 +266,7 @@ def _create(w: _Work) -> None:
         w.add(Step("create_link", ns, want.name, made, undo=(Step("delete_link", ns, want.name),)))
         for where, end in ((ns, want), *(((want.peer[0], peer),) if peer and want.peer else ())):
             w.fresh[(where, end.name)] = replace(_as_created(end), master=None, addresses=frozenset(), up=False,
-                                                 vlans=None)
+                                                 vlans=None, qdisc=None)
             if (where, end.name) != (ns, want.name):
                 w.made_from[(where, end.name)] = (ns, want.name)
 
@@ -371,6 +373,34 @@ def _up(w: _Work) -> None:
         w.add(Step("set_up", ns, want.name, undo=(Step("set_down", ns, want.name),)))
 
 
+def _impair(w: _Work) -> None:
+    """Give links the root qdisc their `impair` asks for: added in the place of the kernel's default,
+    changed in place where its kind and handle stay (tbf or netem, and netem's distribution table), else
+    grafted in the old one's place in one step; deleted (the kernel's default comes back) where the
+    topology no longer impairs the link. Another's root qdisc was refused as a CONFLICT."""
+    for ns, want in _desired_links(w.desired):
+        have = w.current(ns, want)
+        if have is None:
+            continue
+        old = have.qdisc if have.qdisc is not None and have.qdisc.ours else None
+        new = want.qdisc
+        subject: Subject = ("impair", ns, want.name)
+        if new is None and old is not None:
+            w.add(Step("delete_qdisc", ns, want.name, before=old, undo=(Step("add_qdisc", ns, want.name, old),)),
+                  subject, w.gone_reason)
+        elif new is not None and old is None:
+            w.add(Step("add_qdisc", ns, want.name, new, undo=(Step("delete_qdisc", ns, want.name, before=new),)),
+                  subject)
+        elif new is not None and old is not None and old.handle != new.handle:
+            why = f"{old.kind} -> {new.kind}" if old.kind != new.kind else \
+                f"distribution {old.distribution or 'none'} -> {new.distribution or 'none'}"
+            w.add(Step("replace_qdisc", ns, want.name, new, before=old,
+                       undo=(Step("replace_qdisc", ns, want.name, old, before=new),)), subject, why)
+        elif new is not None and old is not None and old != new:
+            w.add(Step("change_qdisc", ns, want.name, new, before=old,
+                       undo=(Step("change_qdisc", ns, want.name, old, before=new),)), subject)
+
+
 def _route(w: _Work) -> None:
     """Add the routes that are missing and replace, in place, those that differ. Routes through a device
     only come first: a gateway may be reachable through one of them."""
@@ -389,7 +419,7 @@ def _route(w: _Work) -> None:
 
 
 PHASES: tuple[Callable[[_Work], None], ...] = (_unroute, _shrink, _delete, _create, _sysctl, _modify, _grow, _up,
-                                               _route)
+                                               _impair, _route)
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
@@ -405,7 +435,10 @@ def _paired(action: str, undo_action: str, ns: str, name: str, value: str) -> St
 
 
 def _as_created(link: Link) -> Link:
-    """The link as its create_link request makes it: without an MTU where its kind sets that apart."""
+    """The link as its create_link request makes it: without an MTU where its kind sets that apart, without
+    its root qdisc (a step of its own)."""
+    if link.qdisc is not None:
+        link = replace(link, qdisc=None)
     return link if kind(link.kind).mtu_at_create else replace(link, mtu=None)
 
 
@@ -435,13 +468,20 @@ def _refuse_conflicts(desired: State, live: State, topology: str) -> None:
             have = have_ns.links.get(lname)
             if want.kind != "loopback" and have is not None and have.owner != topology:
                 problems.append(f"link {name}/{lname} ({have.kind}) exists and {_made_by(have.owner)}")
+            elif want.qdisc is not None and have is not None and have.qdisc is not None and not have.qdisc.ours:
+                problems.append(f"qdisc {have.qdisc.kind} {have.qdisc.handle >> 16:x}: is link {name}/{lname}'s "
+                                "root qdisc, which the topology impairs, and was not made by netlab")
         for key, route in sorted(want_ns.routes.items()):
             found = have_ns.routes.get(key)
             if found is not None and found.owner != topology:
                 problems.append(f"route {name} {route.label} ({found.summary()}) exists and "
                                 f"{_made_by(found.owner)}")
     if problems:
-        fix = ["rename them in the topology, or remove them by hand if they are leftovers"]
+        fix = ["rename them in the topology, or remove them by hand if they are leftovers"] \
+            if any(not p.startswith("qdisc ") for p in problems) else []
+        if any(p.startswith("qdisc ") for p in problems):
+            fix.append("for a qdisc: delete it (tc -n NAMESPACE qdisc del dev LINK root), or take the link's "
+                       "impair out")
         if any(p.startswith("route ") for p in problems):
             fix.append("for a route: give it another metric or table, or delete the other one by hand "
                        "(ip -n NAMESPACE route del ...)")
@@ -608,6 +648,8 @@ def _rebuild_link(ns: str, link: Link, peer: Link | None, ports: Sequence[str] =
     for where, end in ends:
         if end.up:
             steps.append(Step("set_up", where, end.name))
+    steps += [Step("add_qdisc", where, end.name, end.qdisc) for where, end in ends
+              if end.qdisc is not None and end.qdisc.ours]
     return tuple(steps)
 
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .errors import Problem
-from .kinds.base import Strict
+from .schema import Strict
 from .state import HOST, LOOPBACK, MAIN_TABLE, Nexthop, Route, RouteKey
 
 Path = tuple[str | int, ...]

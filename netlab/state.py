@@ -18,6 +18,12 @@ HOST = "host"
 LOOPBACK = "lo"
 MARK_PREFIX = "netlab:"
 MAIN_TABLE = 254
+QDISC_HANDLES = {0x6E6C: ("tbf", None), 0x6E6D: ("netem", None), 0x6E6E: ("netem", "normal"),
+                 0x6E6F: ("netem", "pareto"), 0x6E70: ("netem", "paretonormal")}
+"""The handles (their major number; a root qdisc's minor is 0) that mark a root qdisc as netlab's, by
+what the qdisc is: its kind and, for netem, the delay distribution table it was given, which the kernel
+never reports back. 0x6e6c is 'nl'. The kernel numbers qdiscs made without a handle from 0x8000 up, so
+these are never its own; a kernel default root qdisc has handle 0. docs/design.md has the reasons."""
 ROUTE_PROTOCOL = 201
 """The rtm_protocol that marks the routes netlab makes (a route has no alias). No routing daemon or kernel
 component known to us uses 201: the kernel's own are 0-4 and 8-18, babel 42, openr 99, FRR's 186-198,
@@ -65,6 +71,7 @@ class Link:
     parent: tuple[str, str] | None = None
     options: tuple[tuple[str, Any], ...] = ()
     vlans: tuple[Vlan, ...] | None = None
+    qdisc: Qdisc | None = None
 
     @property
     def opts(self) -> dict[str, Any]:
@@ -94,7 +101,42 @@ class Link:
             d["mac"] = self.mac
         if self.owner is not None:
             d["owner"] = self.owner
+        if self.qdisc is not None:
+            d["qdisc"] = self.qdisc.to_dict()
         return d
+
+
+class Qdisc(NamedTuple):
+    """A link's root qdisc: its kind ("netem", "tbf", or whatever somebody else put there), its handle,
+    and (netlab's only) its parameters as (name, value) pairs in a fixed order, in the kernel's units:
+    times in ns, probabilities and correlations as fractions of 2^32 - 1, rates in bytes per second,
+    sizes in bytes, netem's limit in packets. netlab/impair.py makes, reads and shows them."""
+
+    kind: str
+    handle: int
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def ours(self) -> bool:
+        """Whether it carries one of netlab's handles (QDISC_HANDLES) for its kind."""
+        made = QDISC_HANDLES.get(self.handle >> 16)
+        return made is not None and made[0] == self.kind and not self.handle & 0xFFFF
+
+    @property
+    def distribution(self) -> str | None:
+        made = QDISC_HANDLES.get(self.handle >> 16)
+        return made[1] if made is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.kind, "handle": f"{self.handle >> 16:x}:"}
+        d.update((k, list(v) if isinstance(v, tuple) else v) for k, v in self.params)
+        return d
+
+
+def qdisc_from_dict(d: dict[str, Any]) -> Qdisc:
+    """The inverse of Qdisc.to_dict()."""
+    params = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k not in ("kind", "handle"))
+    return Qdisc(d["kind"], int(d["handle"].rstrip(":"), 16) << 16, params)
 
 
 class Vlan(NamedTuple):
@@ -308,6 +350,7 @@ def link_from_dict(name: str, d: dict[str, Any]) -> Link:
         parent=tuple(d["parent"].split("/", 1)) if d.get("parent") else None,
         options=options(d.get("options", {})),
         vlans=tuple(Vlan.parse(v) for v in d["vlans"]) if d.get("vlans") is not None else None,
+        qdisc=qdisc_from_dict(d["qdisc"]) if d.get("qdisc") else None,
     )
 
 
@@ -361,7 +404,7 @@ def differences(before: State, after: State) -> list[str]:
                 out.append(f"link {name}/{lname} is missing (it existed before)")
             elif bl != al:
                 for f in ("kind", "peer", "parent", "master", "vlans", "addresses", "up", "mtu", "mac", "owner",
-                          "options"):
+                          "options", "qdisc"):
                     if getattr(bl, f) != getattr(al, f):
                         out.append(f"link {name}/{lname}: {f} {_show(getattr(bl, f))} -> {_show(getattr(al, f))}")
         # Routes the topology made; a user's route through a link that a rollback rebuilds is the kernel's
@@ -384,6 +427,10 @@ def differences(before: State, after: State) -> list[str]:
 
 
 def _show(value: object) -> str:
+    if isinstance(value, Qdisc):
+        from .impair import summary
+
+        return summary(value)
     if isinstance(value, frozenset):
         return "[" + ", ".join(sorted_addresses(value)) + "]"
     if isinstance(value, tuple) and value and all(isinstance(v, Vlan) for v in value):

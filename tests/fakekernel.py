@@ -227,6 +227,37 @@ class FakeKernel:
                 if other.master == step.name:
                     self.ns[step.namespace][name] = replace(other, master=None)
 
+    # Root qdiscs, as net/sched/sch_api.c decides: an add takes the place of the default (qdisc None) and
+    # fails over another; a change needs that handle and kind there; a graft needs a handle not there; a
+    # delete needs the handle to be the root one's.
+    def add_qdisc(self, step, topology):
+        link = self._get(step.namespace, step.name)
+        if link.qdisc is not None:
+            raise KernelError("NLM_F_REPLACE needed to override", errno.EEXIST)
+        self._put(step.namespace, replace(link, qdisc=step.value))
+
+    def change_qdisc(self, step, topology):
+        link = self._get(step.namespace, step.name)
+        if link.qdisc is None or link.qdisc.handle != step.value.handle:
+            raise KernelError("no such qdisc", errno.ENOENT)
+        if link.qdisc.kind != step.value.kind:
+            raise KernelError("Invalid qdisc name", errno.EINVAL)
+        self._put(step.namespace, replace(link, qdisc=step.value))
+
+    def replace_qdisc(self, step, topology):
+        link = self._get(step.namespace, step.name)
+        if link.qdisc is not None and link.qdisc.handle == step.value.handle:
+            raise KernelError("Invalid qdisc name", errno.EINVAL)
+        self._put(step.namespace, replace(link, qdisc=step.value))
+
+    def delete_qdisc(self, step, topology):
+        link = self._links(step.namespace).get(step.name)
+        if link is None:
+            return  # gone with its link
+        if link.qdisc is None or link.qdisc.handle != step.before.handle:
+            raise KernelError("Invalid handle", errno.EINVAL)
+        self._put(step.namespace, replace(link, qdisc=None))
+
     def set_master(self, step, topology):
         if self._get(step.namespace, step.value).kind != "bridge":
             raise KernelError("not a bridge", errno.EINVAL)

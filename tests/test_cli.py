@@ -104,7 +104,7 @@ def test_plan_and_show_json_carry_routes_and_sysctls(lab):
     path = lab.write(ROUTED)
     r, h = lab.p + "r", lab.p + "h"
     plan = json.loads(lab.netlab("diff", "-o", "json", path, check=2).stdout)["plan"]
-    assert plan["format_version"] == 3
+    assert plan["format_version"] == 4
     assert {(c["object"], c["namespace"], c.get("name"), c["action"]) for c in plan["changes"]
             if c["object"] == "route"} == {("route", h, "default", "create"), ("route", h, "::/0", "create"),
                                            ("route", h, "198.51.100.0/24 metric 10", "create")}

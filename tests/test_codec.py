@@ -781,15 +781,15 @@ def test_decode_link_of_a_pyroute2_message():
     m["index"], m["flags"] = 7, nl.IFF_UP
     m["attrs"] = [("IFLA_IFNAME", "v0"), ("IFLA_MTU", 1500), ("IFLA_ADDRESS", MAC1), ("IFLA_LINK", 8),
                   ("IFLA_MASTER", 3), ("IFLA_IFALIAS", "netlab:t"), ("IFLA_LINK_NETNSID", 0), ("IFLA_TXQLEN", 1000),
-                  ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth")]})]
+                  ("IFLA_QDISC", "netem"), ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth")]})]
     m.encode()
     assert nl.decode_link(bytes(m.data)) == {
         "index": 7, "name": "v0", "kind": "veth", "link": 8, "link_nsid": 0, "master": 3, "up": True, "mtu": 1500,
-        "mac": MAC1, "alias": "netlab:t", "info_data": None, "addresses": set()}
+        "mac": MAC1, "alias": "netlab:t", "info_data": None, "qdisc": "netem", "addresses": set()}
     lo = message(nl.IFINFOMSG, {"index": 1, "flags": nl.IFF_LOOPBACK}, nl.LINK, {"ifname": "lo"})
     assert nl.decode_link(framed(lo)) == {
         "index": 1, "name": "lo", "kind": "loopback", "link": None, "link_nsid": None, "master": None,
-        "up": False, "mtu": None, "mac": None, "alias": None, "info_data": None, "addresses": set()}
+        "up": False, "mtu": None, "mac": None, "alias": None, "info_data": None, "qdisc": None, "addresses": set()}
     data = nl.VETH_INFO.encode({"peer": {"ifname": "p0"}})
     assert nl.decode_link(framed(nl.new_link("v0", "veth", 3, info_data=data).body))["info_data"] == data
 

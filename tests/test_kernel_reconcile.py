@@ -62,7 +62,7 @@ def test_second_apply_changes_nothing_and_diff_is_clean(lab):
     assert lab.snapshot() == before
     assert "No changes" in lab.netlab("diff", path, check=0).stdout
     data = json.loads(lab.netlab("diff", path, "--output", "json", check=0).stdout)
-    assert data["plan"]["format_version"] == 3 and data["plan"]["in_sync"] is True
+    assert data["plan"]["format_version"] == 4 and data["plan"]["in_sync"] is True
 
 
 def test_drift_is_shown_exits_2_and_apply_repairs_exactly_it(lab):
@@ -78,7 +78,7 @@ def test_drift_is_shown_exits_2_and_apply_repairs_exactly_it(lab):
     assert f"~   link {p}n0/vth0: master none -> br0" in out
     assert "Plan: 0 to add, 3 to change, 0 to destroy." in out
     data = json.loads(lab.netlab("diff", path, "-o", "json", check=2).stdout)
-    assert data["plan"]["format_version"] == 3
+    assert data["plan"]["format_version"] == 4
     assert {s["op"] for s in data["plan"]["steps"]} == {"add_address", "set_up", "set_master"}
     out = lab.netlab("apply", path, check=0).stdout
     assert "0 added, 3 changed, 0 destroyed" in out

@@ -58,7 +58,7 @@ def test_plan_is_deterministic_and_json_has_format_version():
     assert a == b
     data = a.to_dict()
     # a fresh topology is all additions: 3 namespaces, a bridge and 2 veth pairs, each one entry
-    assert data["format_version"] == 3 and data["summary"] == {"add": 6, "change": 0, "destroy": 0}
+    assert data["format_version"] == 4 and data["summary"] == {"add": 6, "change": 0, "destroy": 0}
     assert [c["symbol"] for c in data["changes"]] == ["+"] * 6
     assert [s["op"] for s in data["steps"]][:3] == ["create_netns"] * 3
 

@@ -1,5 +1,6 @@
 """Reading the kernel: the live State of the namespaces a topology concerns, from one link dump, one
-address dump and one route dump per family per namespace, and the sysctls the topology names. Read-only
+address dump and one route dump per family per namespace, a qdisc dump where a link is impaired or is to
+be, and the sysctls the topology names. Read-only
 means read-only: reading never creates a namespace or a file.
 """
 
@@ -10,6 +11,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass, replace
 
+from .. import impair
 from ..adapter import Scope
 from ..kinds import KINDS, Kind
 from ..kinds.loopback import KERNELS
@@ -17,10 +19,12 @@ from ..netlink import rtnl
 from ..state import (
     HOST,
     LOOPBACK,
+    QDISC_HANDLES,
     ROUTE_PROTOCOL,
     Link,
     Namespace,
     Nexthop,
+    Qdisc,
     Route,
     RouteKey,
     State,
@@ -32,6 +36,7 @@ from . import bridge_vlan, sysctl
 from .namespaces import Namespaces
 
 Raw = dict[int, rtnl.LinkInfo]  # a namespace's links by ifindex, as rtnl.decode_link gives them
+_IMPAIRING = frozenset(kind for kind, _ in QDISC_HANDLES.values())  # the root qdisc kinds netlab makes
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class Reader:
         for ns, dumped in raw.items():
             links: dict[str, Link] = {}
             vlans = bridge_vlan.read(self.ns.sock(ns)) if ns in scope.vlans else {}
+            qdiscs = self._qdiscs(ns) if ns in scope.impair or any(
+                info["qdisc"] in _IMPAIRING for info in dumped.values()) else {}
             for info in dumped.values():
                 link = _link(info, dumped, peers.get((ns, info["index"])))
                 made = KINDS.get(link.kind)
@@ -79,6 +86,8 @@ class Reader:
                 if info["index"] in vlans:
                     link = replace(link, vlans=tuple(Vlan(vid, *flags) for vid, flags in
                                                      sorted(vlans[info["index"]].items())))
+                if info["index"] in qdiscs:
+                    link = replace(link, qdisc=qdiscs[info["index"]])
                 links[link.name] = link
             names = {index: info["name"] for index, info in dumped.items()}
             if ns == HOST:
@@ -121,6 +130,17 @@ class Reader:
                         route = route._replace(owner=None)
                 out[route.key] = route
         return out
+
+    def _qdiscs(self, ns: str) -> dict[int, Qdisc]:
+        """The namespace's root qdiscs that are not the kernel's defaults (handle 0), by link index."""
+        found: dict[int, Qdisc] = {}
+        for kind, message in self.ns.sock(ns).dump(rtnl.RTM_GETQDISC, rtnl.qdisc_dump_request()):
+            if kind != rtnl.RTM_NEWQDISC:
+                continue
+            index, handle, parent, name, options = rtnl.decode_qdisc(message)
+            if parent == rtnl.TC_H_ROOT and handle:
+                found[index] = impair.read(name, handle, options)
+        return found
 
     def _parent(self, ns: str, made: Kind, info: rtnl.LinkInfo, raw: dict[str, Raw]) -> tuple[str, str] | None:
         """The (namespace, name) of a link's parent: its ifindex is in IFLA_LINK, or in the kind's data;

@@ -18,11 +18,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from .. import impair
 from ..errors import KernelError
 from ..kinds import kind
 from ..netlink import codec, rtnl, transport
-from ..plan import ROUTE_OPS, NewLink, Step
-from ..state import ROUTE_PROTOCOL, Link, Route, mark
+from ..plan import QDISC_OPS, ROUTE_OPS, NewLink, Step
+from ..state import ROUTE_PROTOCOL, Link, Qdisc, Route, mark
 from . import bridge_vlan, sysctl, tuntap
 from .namespaces import Namespaces, signals_held
 
@@ -38,6 +39,7 @@ _NEEDS_INDEX: dict[str, Callable[[Step], Iterable[str]]] = {
     "delete_address": lambda step: (step.name or "",), "add_route": lambda step: step.value.devices(),
     "replace_route": lambda step: step.value.devices(), "set_vlans": lambda step: (step.name or "",),
     "set_self_vlans": lambda step: (step.name or "",),
+    **dict.fromkeys(QDISC_OPS, lambda step: (step.name or "",)),
     "create_link": lambda step: (step.value.link.parent[1],) if step.value.link.parent is not None
     and step.value.link.parent[0] == step.namespace else ()}
 
@@ -87,12 +89,15 @@ class Writer:
         needs what the kernel refuses as not supported, with the error naming what is missing; None if
         it has all. The scratch namespace lives only as long as its socket: nothing is left behind."""
         needs: dict[tuple[str, bytes], tuple[int, Link]] = {}
+        qdiscs: dict[str, tuple[int, Qdisc]] = {}
         for position, step in enumerate(steps):
             link = step.value.link if step.op == "create_link" else step.value if step.op == "change_link" else None
             data = kind(link.kind).probe(link) if link is not None else None
             if link is not None and data is not None:
                 needs.setdefault((link.kind, data), (position, link))
-        if not needs:
+            if step.op in QDISC_OPS and step.op != "delete_qdisc":
+                qdiscs.setdefault(step.value.kind, (position, step.value))
+        if not needs and not qdiscs:
             return None
         try:
             sock = self.ns.scratch()
@@ -106,6 +111,11 @@ class Writer:
                                                  link=2 if made.parent == "link" else None), rtnl.del_link(index=4)])[0]
                 if code == errno.EOPNOTSUPP:
                     return position, KernelError.of(code, made.lacking(link) or f"make a {name} link")
+            for name, (position, qdisc) in qdiscs.items():  # on the scratch namespace's lo
+                ack = sock.acks([rtnl.qdisc("add", 1, qdisc.handle, name, _qdisc_options(qdisc)),
+                                 rtnl.qdisc("delete", 1, qdisc.handle)])[0]
+                if _unknown_qdisc(ack.code, ack.message):
+                    return position, KernelError.of(ack.code, _lacking_qdisc(name), ack.message)
         finally:
             sock.close()
         return None
@@ -339,6 +349,16 @@ class Writer:
             return _Op([rtnl.set_link(name, master=master)])
         if op in ROUTE_OPS:
             return _Op([self._route(step, known)])
+        if op in QDISC_OPS:
+            index = self._index(ns, name or "", known)
+            if index is None:
+                if op == "delete_qdisc":
+                    return None  # the link is gone, and its qdisc with it
+                raise KernelError.of(errno.ENODEV, f"link {ns}/{name}")
+            if op == "delete_qdisc":
+                return _Op([rtnl.qdisc("delete", index, step.before.handle)])
+            qdisc: Qdisc = step.value
+            return _Op([rtnl.qdisc(_QDISC_OP[op], index, qdisc.handle, qdisc.kind, _qdisc_options(qdisc))])
         if op in ("add_address", "delete_address"):
             assert name is not None
             index = self._index(ns, name, known)
@@ -504,6 +524,24 @@ def _key(step: Step) -> tuple[str, str]:
 
 _RTM_NEWNSID = 88
 _ROUTE_OP = {"add_route": "add", "replace_route": "replace", "delete_route": "delete"}
+_QDISC_OP = {"add_qdisc": "add", "change_qdisc": "change", "replace_qdisc": "graft"}
+
+
+def _qdisc_options(qdisc: Qdisc) -> bytes:
+    try:
+        return impair.options(qdisc)
+    except (OSError, ValueError) as exc:  # a distribution table that is not there (checked when loaded)
+        raise KernelError.of(errno.ENOENT, f"the {qdisc.distribution} distribution table: {exc}") from None
+
+
+def _unknown_qdisc(code: int, message: str | None) -> bool:
+    """Whether the kernel refused a qdisc as a kind it does not have (its module is not there)."""
+    return code == errno.ENOENT and "kind is unknown" in (message or "")
+
+
+def _lacking_qdisc(kind_: str) -> str:
+    return f"this kernel has no {kind_} qdisc (module sch_{kind_}; 'modprobe sch_{kind_}' loads it where it is " \
+           "installed)"
 
 
 @functools.lru_cache(maxsize=65536)
@@ -525,6 +563,8 @@ def _error(step: Step, code: int, message: str | None) -> KernelError:
     lacking = kind(link.kind).lacking(link) if link is not None and code == errno.EOPNOTSUPP else None
     if step.op in ("set_vlans", "set_self_vlans") and code == errno.EOPNOTSUPP:
         lacking = kind("bridge").lacking(Link(step.name or "", "bridge", vlans=step.value))
+    if step.op in QDISC_OPS and step.op != "delete_qdisc" and _unknown_qdisc(code, message):
+        lacking = _lacking_qdisc(step.value.kind)
     return KernelError.of(code, lacking or "", message)
 
 

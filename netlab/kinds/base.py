@@ -9,19 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ..impair import ImpairSpec
+from ..schema import Strict
 
 if TYPE_CHECKING:
     from ..errors import Problem
     from ..model import Topology
     from ..netlink.rtnl import LinkInfo
     from ..state import Link
-
-
-class Strict(BaseModel):
-    """A YAML mapping: unknown fields are errors, no type is converted, values are frozen."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class LinkSpec(Strict):
@@ -35,6 +32,7 @@ class LinkSpec(Strict):
     up: bool = True
     vlans: list[Annotated[int, Field(ge=1, le=4094)]] | None = None
     pvid: int | None = Field(default=None, ge=1, le=4094)
+    impair: ImpairSpec | None = None
 
 
 class ParentSpec(LinkSpec):

@@ -48,7 +48,7 @@ RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
 RTM_GETNSID = 90
 # link attributes
-IFLA_ADDRESS, IFLA_BROADCAST, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 2, 3, 4, 5, 10
+IFLA_ADDRESS, IFLA_BROADCAST, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_QDISC, IFLA_MASTER = 1, 2, 3, 4, 5, 6, 10
 IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC, IFLA_NET_NS_FD, IFLA_EXT_MASK = 18, 20, 26, 28, 29
 IFLA_LINK_NETNSID, IFLA_NEW_IFINDEX = 37, 49
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
@@ -76,10 +76,14 @@ RTM_F_CLONED = 0x200
 ROUTE_TYPES = {"unicast": RTN_UNICAST, "blackhole": RTN_BLACKHOLE, "unreachable": RTN_UNREACHABLE,
                "prohibit": RTN_PROHIBIT}
 ROUTE_TYPE_NAMES = {v: k for k, v in ROUTE_TYPES.items()}
-# traffic control attributes
+# traffic control (pkt_sched.h, rtnetlink.h)
+TC_H_ROOT = 0xFFFFFFFF
 TCA_KIND, TCA_OPTIONS = 1, 2
-TCA_NETEM_CORR, TCA_NETEM_REORDER, TCA_NETEM_CORRUPT, TCA_NETEM_RATE = 1, 3, 4, 6
-TCA_NETEM_ECN, TCA_NETEM_RATE64, TCA_NETEM_LATENCY64, TCA_NETEM_JITTER64 = 7, 8, 10, 11
+TCA_NETEM_CORR, TCA_NETEM_DELAY_DIST, TCA_NETEM_REORDER, TCA_NETEM_CORRUPT, TCA_NETEM_LOSS = 1, 2, 3, 4, 5
+TCA_NETEM_RATE, TCA_NETEM_ECN, TCA_NETEM_RATE64, TCA_NETEM_LATENCY64, TCA_NETEM_JITTER64 = 6, 7, 8, 10, 11
+TCA_NETEM_SLOT = 12
+TCA_TBF_PARMS, TCA_TBF_RATE64, TCA_TBF_BURST = 1, 4, 6
+TC_LINKLAYER_ETHERNET = 1
 
 # --- headers and tables ---------------------------------------------------------------------------------
 
@@ -98,6 +102,7 @@ LINK = Table("link", {
     IFLA_IFNAME: ("ifname", STRING),
     IFLA_MTU: ("mtu", U32),
     IFLA_LINK: ("link", U32),
+    IFLA_QDISC: ("qdisc", STRING),  # the kind of the link's root qdisc (read only)
     IFLA_MASTER: ("master", U32),
     IFLA_LINKINFO: ("linkinfo", Nested(LINKINFO)),
     # Sent without a NUL, as iproute2 does: the kernel counts a NUL in the alias's 255-byte limit, and an
@@ -178,22 +183,36 @@ ROUTE = Table("route", {
     RTA_TABLE: ("table", U32),
 })
 
-# TCA_OPTIONS's layout depends on TCA_KIND, like IFLA_INFO_DATA: bytes here, NETEM_OPTIONS for netem.
+# TCA_OPTIONS's layout depends on TCA_KIND, like IFLA_INFO_DATA: bytes here; NETEM_OPTIONS for netem, TBF
+# for tbf (netlab/impair.py encodes and reads them).
 TC = Table("tc", {TCA_KIND: ("kind", STRING), TCA_OPTIONS: ("options", BYTES)})
 TC_NETEM_QOPT = Struct("tc_netem_qopt", "=6I", ("latency", "limit", "loss", "gap", "duplicate", "jitter"))
 NETEM = Table("netem", {
     TCA_NETEM_CORR: ("corr", Struct("tc_netem_corr", "=3I", ("delay_corr", "loss_corr", "dup_corr"))),
+    TCA_NETEM_DELAY_DIST: ("delay_dist", BYTES),  # s16[]: the distribution table (never dumped)
     TCA_NETEM_REORDER: ("reorder", Struct("tc_netem_reorder", "=2I", ("probability", "correlation"))),
     TCA_NETEM_CORRUPT: ("corrupt", Struct("tc_netem_corrupt", "=2I", ("probability", "correlation"))),
+    TCA_NETEM_LOSS: ("loss_model", BYTES),  # nested: a Gilbert-Elliott or 4-state model (netlab sets none)
     TCA_NETEM_RATE: ("rate", Struct("tc_netem_rate", "=IiIi",
                                     ("rate", "packet_overhead", "cell_size", "cell_overhead"))),
     TCA_NETEM_ECN: ("ecn", U32),
     TCA_NETEM_RATE64: ("rate64", U64),
     TCA_NETEM_LATENCY64: ("latency64", S64),
     TCA_NETEM_JITTER64: ("jitter64", S64),
+    TCA_NETEM_SLOT: ("slot", Struct("tc_netem_slot", "=qqiiq",
+                                    ("min_delay", "max_delay", "max_packets", "max_bytes", "dist_jitter"))),
 })
 # The kernel reads the struct, then attributes from the next 4-byte boundary, not flagged nested.
 NETEM_OPTIONS = StructThen(TC_NETEM_QOPT, NETEM)
+# struct tc_ratespec; struct tc_tbf_qopt (two ratespecs, then limit in bytes, buffer and mtu in ticks)
+TC_RATESPEC = ("cell_log", "linklayer", "overhead", "cell_align", "mpu", "rate")
+TC_TBF_QOPT = Struct("tc_tbf_qopt", "=BBHhHIBBHhHIIII",
+                     TC_RATESPEC + tuple("peak_" + f for f in TC_RATESPEC) + ("limit", "buffer", "mtu"))
+TBF = Table("tbf", {
+    TCA_TBF_PARMS: ("parms", TC_TBF_QOPT),
+    TCA_TBF_RATE64: ("rate64", U64),
+    TCA_TBF_BURST: ("burst", U32),
+})
 
 
 def ifinfo(index: int = 0, flags: int = 0, change: int = 0) -> bytes:
@@ -347,7 +366,8 @@ _LINK_DUMP = message(IFINFOMSG, {}, LINK, {"ext_mask": RTEXT_FILTER_SKIP_STATS})
 _ADDR_DUMP = ifaddr(socket.AF_UNSPEC, 0, 0)
 
 # A link message carries some forty attributes; only these are decoded.
-_LINK_READ = frozenset({"address", "ifname", "mtu", "link", "master", "linkinfo", "ifalias", "link_netnsid"})
+_LINK_READ = frozenset({"address", "ifname", "mtu", "link", "master", "linkinfo", "ifalias", "link_netnsid",
+                        "qdisc"})
 
 
 class LinkInfo(TypedDict):
@@ -364,6 +384,7 @@ class LinkInfo(TypedDict):
     mac: str | None
     alias: str | None
     info_data: bytes | None
+    qdisc: str | None  # IFLA_QDISC: the kind of its root qdisc ("noqueue", "netem"), None before it is first up
     addresses: set[str]  # empty: the reader fills it in from the address dump
 
 
@@ -385,8 +406,41 @@ def decode_link(data: bytes, offset: int = 16) -> LinkInfo:
         "mac": a.get("address") or None,
         "alias": a.get("ifalias") or None,
         "info_data": info.get("data"),
+        "qdisc": a.get("qdisc"),
         "addresses": set(),
     }
+
+
+# --- qdiscs (`tc qdisc`) -------------------------------------------------------------------------------
+
+def qdisc(op: str, index: int, handle: int, kind: str = "", options: bytes | None = None) -> Request:
+    """The root qdisc of link `index`, with `handle`: "add" (RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL: it
+    takes the place of the kernel's default qdisc, which has handle 0, and fails over anybody else's),
+    "change" (NLM_F_REPLACE without NLM_F_CREATE: the qdisc with that handle, of the same kind, changed in
+    place; ENOENT if it is not there), "graft" (NLM_F_CREATE | NLM_F_REPLACE: a new qdisc with a handle not
+    in use takes the place of the root one in one step) or "delete" (RTM_DELQDISC: the root qdisc, only
+    if it has that handle; the kernel then puts its default back). net/sched/sch_api.c, tc_modify_qdisc
+    and tc_get_qdisc, decide so."""
+    header = {"family": socket.AF_UNSPEC, "ifindex": index, "handle": handle, "parent": TC_H_ROOT}
+    if op == "delete":
+        return Request(RTM_DELQDISC, 0, message(TCMSG, header, TC, {}))
+    return Request(RTM_NEWQDISC, _QDISC_FLAGS[op], message(TCMSG, header, TC, {"kind": kind, "options": options}))
+
+
+_QDISC_FLAGS = {"add": NLM_F_CREATE | NLM_F_EXCL, "change": NLM_F_REPLACE, "graft": NLM_F_CREATE | NLM_F_REPLACE}
+_QDISC_DUMP = TCMSG.encode({"family": socket.AF_UNSPEC})
+
+
+def qdisc_dump_request() -> bytes:
+    """RTM_GETQDISC dump: every qdisc of every link of the namespace (root ones and their children)."""
+    return _QDISC_DUMP
+
+
+def decode_qdisc(data: bytes, offset: int = 16) -> tuple[int, int, int, str, bytes | None]:
+    """(link index, handle, parent, kind, TCA_OPTIONS) of an RTM_NEWQDISC message."""
+    _, index, handle, parent, _ = TCMSG.unpack_from(data, offset)
+    a = TC.decode(data, offset + TCMSG.size)
+    return index, handle, parent, a.get("kind", ""), a.get("options")
 
 
 def decode_address(data: bytes, offset: int = 16) -> tuple[int, int, bytes, int, int] | None:
