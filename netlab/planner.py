@@ -30,7 +30,19 @@ from . import sysctls
 from .errors import ConflictError, MissingError
 from .kinds import KINDS, create_order, kind
 from .plan import Action, Change, NewLink, Plan, Step
-from .state import HOST, LOOPBACK, Link, Namespace, Route, RouteKey, State, sorted_addresses, sysctl_name, without_links
+from .state import (
+    HOST,
+    LOOPBACK,
+    Link,
+    Namespace,
+    Qdisc,
+    Route,
+    RouteKey,
+    State,
+    sorted_addresses,
+    sysctl_name,
+    without_links,
+)
 
 Key = tuple[str, str]  # (namespace, link name)
 Subject = tuple[str, str, str | None]  # what a change is about: ("namespace", ns, None), ("link", ns, name),
@@ -394,11 +406,23 @@ def _impair(w: _Work) -> None:
         elif new is not None and old is not None and old.handle != new.handle:
             why = f"{old.kind} -> {new.kind}" if old.kind != new.kind else \
                 f"distribution {old.distribution or 'none'} -> {new.distribution or 'none'}"
-            w.add(Step("replace_qdisc", ns, want.name, new, before=old,
-                       undo=(Step("replace_qdisc", ns, want.name, old, before=new),)), subject, why)
+            if old.kind == new.kind == "netem" and (_duplicates(old) or _duplicates(new)):
+                # The kernel refuses a duplicating netem beside another in one tree, the one being
+                # grafted over included (sch_netem.c check_netem_in_tree, 2025, in 6.1.y too): delete, add.
+                w.add(Step("delete_qdisc", ns, want.name, before=old, undo=(Step("add_qdisc", ns, want.name, old),)),
+                      subject, why)
+                w.add(Step("add_qdisc", ns, want.name, new, undo=(Step("delete_qdisc", ns, want.name, before=new),)),
+                      subject)
+            else:
+                w.add(Step("replace_qdisc", ns, want.name, new, before=old,
+                           undo=(Step("replace_qdisc", ns, want.name, old, before=new),)), subject, why)
         elif new is not None and old is not None and old != new:
             w.add(Step("change_qdisc", ns, want.name, new, before=old,
                        undo=(Step("change_qdisc", ns, want.name, old, before=new),)), subject)
+
+
+def _duplicates(qdisc: Qdisc) -> bool:
+    return bool(dict(qdisc.params).get("duplicate", (0,))[0])
 
 
 def _route(w: _Work) -> None:

@@ -199,8 +199,8 @@ NETEM = Table("netem", {
     TCA_NETEM_RATE64: ("rate64", U64),
     TCA_NETEM_LATENCY64: ("latency64", S64),
     TCA_NETEM_JITTER64: ("jitter64", S64),
-    TCA_NETEM_SLOT: ("slot", Struct("tc_netem_slot", "=qqiiq",
-                                    ("min_delay", "max_delay", "max_packets", "max_bytes", "dist_jitter"))),
+    TCA_NETEM_SLOT: ("slot", Struct("tc_netem_slot", "=qqiiqq", ("min_delay", "max_delay", "max_packets", "max_bytes",
+                                                               "dist_delay", "dist_jitter"))),
 })
 # The kernel reads the struct, then attributes from the next 4-byte boundary, not flagged nested.
 NETEM_OPTIONS = StructThen(TC_NETEM_QOPT, NETEM)
