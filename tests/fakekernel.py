@@ -36,7 +36,7 @@ from netlab import sysctls
 from netlab.adapter import Results
 from netlab.errors import KernelError
 from netlab.plan import Step
-from netlab.state import HOST, LOOPBACK, Link, Namespace, Route, RouteKey, State
+from netlab.state import HOST, LOOPBACK, Link, Namespace, Qdisc, Route, RouteKey, State
 
 NAMESPACE_SYSCTLS = {"net/ipv4/conf/all/forwarding": "0", "net/ipv4/conf/default/forwarding": "0",
                      "net/ipv6/conf/all/forwarding": "0", "net/ipv6/conf/default/forwarding": "0",
@@ -228,8 +228,8 @@ class FakeKernel:
                     self.ns[step.namespace][name] = replace(other, master=None)
 
     # Root qdiscs, as net/sched/sch_api.c decides: an add takes the place of the default (qdisc None) and
-    # fails over another; a change needs that handle and kind there; a graft needs a handle not there; a
-    # delete needs the handle to be the root one's.
+    # fails over another; a change needs that handle and kind there; a graft needs a handle not there, and
+    # no duplicating netem beside another netem (sch_netem.c); a delete needs the handle to be the root one's.
     def add_qdisc(self, step, topology):
         link = self._get(step.namespace, step.name)
         if link.qdisc is not None:
@@ -248,7 +248,11 @@ class FakeKernel:
         link = self._get(step.namespace, step.name)
         if link.qdisc is not None and link.qdisc.handle == step.value.handle:
             raise KernelError("Invalid qdisc name", errno.EINVAL)
-        self._put(step.namespace, replace(link, qdisc=step.value))
+        old, new = link.qdisc, step.value
+        if old is not None and old.kind == new.kind == "netem" and (_duplicates(old) or _duplicates(new)):
+            # sch_netem.c check_netem_in_tree: the netem a graft replaces is still in the tree
+            raise KernelError("netem: cannot mix duplicating netems with other netems in tree", errno.EINVAL)
+        self._put(step.namespace, replace(link, qdisc=new))
 
     def delete_qdisc(self, step, topology):
         link = self._links(step.namespace).get(step.name)
@@ -370,6 +374,10 @@ class FakeKernel:
             for key in values:
                 if key.startswith(head) and key.endswith(tail):
                     values[key] = step.value
+
+
+def _duplicates(qdisc: Qdisc) -> bool:
+    return bool(dict(qdisc.params).get("duplicate", (0,))[0])
 
 
 def host_only() -> State:

@@ -1,11 +1,13 @@
 """The applier's rollback, at every step k of large plans, against an in-memory kernel (tests/fakekernel.py).
 The same is done against the real kernel in test_kernel_rollback.py.
 
-Two topologies: BIG (links of every kind, in every way the planner changes them) and ROUTED (routes and
+Three topologies: BIG (links of every kind, in every way the planner changes them), ROUTED (routes and
 sysctls: a router with forwarding, default routes, multipath, blackhole, a route table, a root-namespace
-route). Each is created, changed and destroyed; ROUTED is also destroyed by name and repaired after drift
-made by hand. The plan is made from what netlab reads (the sysctls its Scope names); a rollback must leave
-the kernel as it was in everything the fake has, sysctls netlab did not read included."""
+route) and IMPAIRED (issue 12: netem and tbf root qdiscs, changed in place, replaced in one graft or by a
+delete and an add, added, removed, on links replaced and in namespaces deleted). Each is created, changed
+and destroyed; ROUTED is also destroyed by name and repaired after drift made by hand. The plan is made
+from what netlab reads (the sysctls its Scope names); a rollback must leave the kernel as it was in
+everything the fake has, sysctls netlab did not read included."""
 
 import errno
 from collections.abc import Iterator
@@ -24,10 +26,62 @@ from conftest import count
 from fakekernel import FakeKernel, Keys, host_only, scope_keys
 from scenarios import BIG, BIG_CHANGED, ROUTED, ROUTED_CHANGED
 
+# Impairments on veths in namespaces a-d; then changed in every way the planner changes a root qdisc: a/e0
+# in place (delay 40ms -> 80ms), a/e1 tbf -> netem (one replace_qdisc), a/e2 a duplicating netem that gets a
+# distribution (delete_qdisc, add_qdisc), a/e3 a link replaced (its peer moved) with its qdisc, b/e0's
+# removed, c/e0's added, namespace d (an impaired veth inside) deleted, namespace e made with one.
+IMPAIRED = """
+name: im
+namespaces:
+  a:
+    interfaces:
+      e0: {kind: veth, peer: b/e0, addresses: [10.1.0.1/24],
+           impair: {delay: 40ms, jitter: "5ms 25%", distribution: normal, loss: "1% 25%"}}
+      e1: {kind: veth, peer: c/e0, addresses: [10.2.0.1/24], impair: {rate: 20mbit}}
+      e2: {kind: veth, peer: b/e2, impair: {delay: 10ms, duplicate: 1%}}
+      e3: {kind: veth, peer: c/e3, impair: {loss: 5%, rate: 100mbit}}
+  b:
+    interfaces:
+      e0: {addresses: [10.1.0.2/24], impair: {rate: 1gbit, burst: 1mb}}
+      e2: {}
+  c:
+    interfaces:
+      e0: {addresses: [10.2.0.2/24]}
+      e3: {impair: {delay: 1ms}}
+  d:
+    interfaces:
+      e0: {kind: veth, peer: d/e1, impair: {delay: 2ms, reorder: 10%, gap: 3}}
+      e1: {}
+"""
+IMPAIRED_CHANGED = """
+name: im
+namespaces:
+  a:
+    interfaces:
+      e0: {kind: veth, peer: b/e0, addresses: [10.1.0.1/24],
+           impair: {delay: 80ms, jitter: "5ms 25%", distribution: normal, loss: "1% 25%"}}
+      e1: {kind: veth, peer: c/e0, addresses: [10.2.0.1/24], impair: {rate: 20mbit, delay: 5ms}}
+      e2: {kind: veth, peer: b/e2, impair: {delay: 10ms, jitter: 1ms, distribution: pareto, duplicate: 1%}}
+      e3: {kind: veth, peer: c/e4, impair: {loss: 5%, rate: 100mbit}}
+  b:
+    interfaces:
+      e0: {addresses: [10.1.0.2/24]}
+      e2: {}
+  c:
+    interfaces:
+      e0: {addresses: [10.2.0.2/24], impair: {corrupt: 0.5%}}
+      e4: {impair: {delay: 1ms}}
+  e:
+    interfaces:
+      e0: {kind: veth, peer: e/e1, impair: {rate: 5mbit}}
+      e1: {}
+"""
+
 TOPO = loads(BIG)
 CHANGED = loads(BIG_CHANGED)
 RT = loads(ROUTED.replace("@", "rt"))
 RT_CHANGED = loads(ROUTED_CHANGED.replace("@", "rt"))
+IM, IM_CHANGED = loads(IMPAIRED), loads(IMPAIRED_CHANGED)
 CODES = [errno.EEXIST, errno.ENODEV, errno.EBUSY, errno.EPERM, errno.EINVAL, errno.ENETUNREACH, errno.ESRCH,
          errno.ETIMEDOUT]
 
@@ -49,7 +103,8 @@ def transitions() -> Iterator[Any]:
     """(topology name, starting state (all of it), desired State, what netlab reads, the least number of
     steps) for create, change and destroy of each topology (a destroy given the file reads the sysctls
     it declares, as api.destroy does), a routed destroy by name, and a repair of drift made by hand."""
-    for name, topo, changed, least in (("big", TOPO, CHANGED, (20, 20, 5)), ("routed", RT, RT_CHANGED, (45, 20, 4))):
+    for name, topo, changed, least in (("big", TOPO, CHANGED, (20, 20, 5)), ("routed", RT, RT_CHANGED, (45, 20, 4)),
+                                       ("impaired", IM, IM_CHANGED, (25, 12, 4))):
         yield pytest.param(topo.name, host_only(), desired(topo), scope_keys(desired(topo)), least[0],
                            id=f"{name}-create")
         yield pytest.param(topo.name, applied(topo), desired(changed), scope_keys(desired(changed)), least[1],

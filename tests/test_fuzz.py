@@ -14,6 +14,12 @@ what the kinds' encoders send and reads it back with their decoders, fresh and a
 replaced); on this machine's kernel (macvlan, vxlan, tun/tap, bridge stp) a few pairs are applied, diffed,
 changed and destroyed for real.
 
+Impairments (issue 12): some interfaces of routed and kinded topologies carry an `impair` (netem or tbf
+shapes drawn field by field from pools of good values, one in eight broken by a bad value or a bad
+combination); the properties above hold with them: refused at a file:line, or planned, converging on the
+fake kernel (which refuses a graft that puts a duplicating netem beside another, as the kernel does), and
+destroyed.
+
 NETLAB_FUZZ_EXAMPLES sets the number of examples per property (default 1000; a soak run may use 20000).
 """
 
@@ -37,6 +43,7 @@ from netlab.kernel.tuntap import NO_ID
 from netlab.kinds import kind
 from netlab.model import MAX_FILE_BYTES, Topology, desired, load, loads
 from netlab.netlink import rtnl
+from netlab.plan import QDISC_OPS
 from netlab.planner import plan
 from netlab.state import HOST, Link, Namespace, State, options as link_options
 
@@ -103,6 +110,67 @@ BAD_SYSCTL_VALUES: list[Any] = [True, None, [1], "", "a\nb", 1.5, {"a": 1}]
 rarely = st.sampled_from([False] * 7 + [True])
 
 
+IMPAIR_GOOD: dict[str, list[Any]] = {
+    "delay": ["40ms", "1us", "2s", "0.5ms"], "jitter": ["5ms", "1ms 25%"],
+    "distribution": ["normal", "pareto", "paretonormal"], "loss": ["1%", "0.1% 25%", "100%"],
+    "duplicate": ["1%", "5% 50%"], "corrupt": ["0.1%", "1% 10%"], "reorder": ["10%", "25% 50%"], "gap": [1, 5],
+    "rate": ["10mbit", "1gbit", "100kbit", "40gbit", "1mbps"], "limit": [1, 1000, 100000],
+    "burst": ["32kb", "1514b", "1mb"], "latency": ["50ms", "1s"],
+}
+IMPAIR_BAD: dict[str, list[Any]] = {
+    "delay": ["-1ms", 40, "40", "40 ms", "1h", True], "jitter": ["5ms 200%", "1ms 2% 3%", "3s"],
+    "distribution": ["gauss", "Normal", 1], "loss": ["101%", "1", "1% 2% 3%", -1, "1%%"],
+    "duplicate": ["200%"], "corrupt": ["-0.1%"], "reorder": ["10"], "gap": [0, -1, "3"],
+    "rate": ["0mbit", "10", "7bit", "10mb"], "limit": [0, "10kb", -1, 2**32], "burst": ["0kb", "32", "5gb"],
+    "latency": ["-1ms", "50"], "nope": [1],
+}
+TBF_KERNEL_RATES = ["10mbit", "100mbit", "1gbit"]  # what the tbf kernel test draws: well above tbf's slowest
+
+
+@st.composite
+def an_impair(draw: Any, kernel: bool = False) -> Any:
+    """An `impair:`: a netem shape (fields drawn with what each needs: a jitter a delay, a distribution a
+    jitter, a reorder a delay, a gap a reorder) or a tbf one (rate, perhaps burst and latency); one in eight
+    broken: a bad value, or a field where it does not belong, or nothing at all. `kernel`: tbf only (this
+    machine's kernel has no sch_netem), at rates its bucket arithmetic is safe at, never broken."""
+    if kernel:
+        return {"rate": draw(st.sampled_from(TBF_KERNEL_RATES)),
+                **({"burst": "1mb"} if draw(st.booleans()) else {})}
+    spec: dict[str, Any] = {}
+    if draw(st.sampled_from(["netem", "netem", "tbf"])) == "tbf":
+        spec["rate"] = draw(st.sampled_from(IMPAIR_GOOD["rate"]))
+        for field in ("burst", "latency"):
+            if draw(st.booleans()):
+                spec[field] = draw(st.sampled_from(IMPAIR_GOOD[field]))
+    else:
+        for field in ("delay", "jitter", "distribution", "loss", "duplicate", "corrupt", "reorder", "gap", "rate",
+                      "limit"):
+            needs = {"jitter": "delay", "distribution": "jitter", "reorder": "delay", "gap": "reorder"}.get(field)
+            if (needs is None or needs in spec) and draw(st.booleans()):
+                spec[field] = draw(st.sampled_from(IMPAIR_GOOD[field]))
+        if not {"delay", "loss", "duplicate", "corrupt"} & set(spec):
+            spec["loss"] = draw(st.sampled_from(IMPAIR_GOOD["loss"]))  # rate alone would be a tbf
+        if spec.get("jitter") == "3s":
+            spec["jitter"] = "1ms"
+    if draw(rarely):  # one rule broken
+        how = draw(st.sampled_from(["value", "value", "value", "misplaced", "empty"]))
+        if how == "value":
+            field = draw(st.sampled_from(sorted(IMPAIR_BAD)))
+            spec[field] = draw(st.sampled_from(IMPAIR_BAD[field]))
+        elif how == "misplaced":  # tbf's fields with netem's, or what needs another field without it
+            field, value = draw(st.sampled_from([("burst", "32kb"), ("latency", "1s"), ("gap", 2), ("jitter", "1ms"),
+                                                 ("distribution", "normal"), ("reorder", "5%")]))
+            if field in ("burst", "latency"):
+                spec.setdefault("delay", "1ms")
+            else:
+                spec.pop({"gap": "reorder", "jitter": "delay", "distribution": "jitter", "reorder": "delay"}[field],
+                         None)
+            spec[field] = value
+        else:
+            spec = {}
+    return spec
+
+
 @st.composite
 def a_route(draw: Any, ns: str) -> dict[str, Any]:
     family = draw(st.sampled_from([4, 4, 6]))
@@ -149,8 +217,12 @@ def routed(draw: Any) -> dict[str, Any]:
             spec["addresses"] = [a for a in ADDRESSES[(ns, name)] if not draw(rarely)]
             if draw(rarely):
                 spec["up"] = False
+            if draw(st.sampled_from([False] * 3 + [True])):
+                spec["impair"] = draw(an_impair())
         if ns != HOST and draw(st.booleans()):
             interfaces["lo"] = {"addresses": [f"10.255.0.{1 if ns == 'a' else 2}/32"]}
+            if draw(rarely) and draw(rarely):
+                interfaces["lo"]["impair"] = {"delay": "1ms"}  # lo cannot be impaired
         routes = draw(st.lists(a_route(ns), max_size=5))
         body: dict[str, Any] = {"interfaces": interfaces, "routes": routes}
         if ns != HOST or draw(rarely):
@@ -171,7 +243,7 @@ class NoAliases(yaml.SafeDumper):
 
 
 EMPTY = State({HOST: Namespace(HOST)})
-PLANNED = {"valid": 0, "refused": 0, "routes": 0, "changes": 0}
+PLANNED = {"valid": 0, "refused": 0, "routes": 0, "changes": 0, "impaired": 0, "qdisc steps": 0}
 
 
 def run(kernel: FakeKernel, steps: Any, topology: str = "fz") -> None:
@@ -204,17 +276,22 @@ def test_routed_topologies_are_refused_at_a_line_or_plan_and_converge(tmp_path_f
         return
     routes = sum(len(ns.routes) for ns in want.namespaces.values())
     sysctls = sum(len(ns.sysctls) for ns in want.namespaces.values())
+    impaired = {(n, link.name) for n, ns in want.namespaces.items() for link in ns.links.values() if link.qdisc}
     PLANNED["routes"] += routes
+    PLANNED["impaired"] += len(impaired)
     assert plan(want, want, "fz").empty
     fresh = plan(want, EMPTY, "fz")
     ops = [s.op for s in fresh.steps]
     assert ops.count("add_route") == routes and ops.count("set_sysctl") == sysctls
     assert all(op == "add_route" for op in ops[len(ops) - routes:])  # routes last
-    # destroyed: each route and each sysctl comes back in some undo
+    assert {(s.namespace, s.name) for s in fresh.steps if s.op == "add_qdisc"} == impaired
+    assert ops.count("add_qdisc") == len(impaired)
+    # destroyed: each route, each sysctl and each impairment comes back in some undo
     gone = plan(EMPTY, want, "fz", destroy=True)
     undone = [u for s in gone.steps for u in s.undo]
     assert sum(u.op == "add_route" for u in undone) == routes
     assert sum(u.op == "set_sysctl" for u in undone) == sysctls
+    assert {(u.namespace, u.name) for u in undone if u.op == "add_qdisc"} == impaired
     # applied on the in-memory kernel (tests/fakekernel.py), it converges at once, and destroy leaves host
     kernel = FakeKernel(EMPTY, scope=scope_keys(want))
     run(kernel, fresh.steps)
@@ -238,7 +315,9 @@ def test_a_routed_topology_changed_converges_in_one_apply(tmp_path_factory, firs
     kernel.scope = scope_keys(new)
     live = kernel.observe()
     PLANNED["changes"] += 1
-    run(kernel, plan(new, live, "fz").steps)
+    change = plan(new, live, "fz")
+    PLANNED["qdisc steps"] += sum(s.op in QDISC_OPS for s in change.steps)
+    run(kernel, change.steps)
     again = plan(new, kernel.observe(), "fz")
     assert again.empty, again.render()
 
@@ -326,11 +405,14 @@ def kernel_untouched(figures):
     count(figures, "fuzz: routed topologies, refused", PLANNED["refused"])
     count(figures, "fuzz: routes planned", PLANNED["routes"])
     count(figures, "fuzz: routed changes applied on the fake kernel", PLANNED["changes"])
+    count(figures, "fuzz: impaired links planned (routed topologies)", PLANNED["impaired"])
+    count(figures, "fuzz: qdisc steps in routed changes applied on the fake kernel", PLANNED["qdisc steps"])
     count(figures, "fuzz: kinded topologies, valid, applied and planned again", KINDED["valid"])
     count(figures, "fuzz: kinded topologies, refused", KINDED["refused"])
     count(figures, "fuzz: kinded links planned", KINDED["links"])
     count(figures, "fuzz: kinded changes applied on the fake kernel", KINDED["changes"])
     count(figures, "fuzz: kinded changes, in-place steps", KINDED["in place"])
+    count(figures, "fuzz: kinded changes, qdisc steps", KINDED["qdisc steps"])
     count(figures, "fuzz: kinded topologies on the real kernel", KINDED["kernel"])
 
 
@@ -537,6 +619,10 @@ def kinded(draw: Any, kernel: bool = False) -> dict[str, Any]:
             else:
                 spec[field] = draw(st.sampled_from(bad[field]))
         here[name] = spec
+    for links in namespaces.values():  # impairments, on any link
+        for spec in links.values():
+            if draw(st.sampled_from([False] * 3 + [True])):
+                spec["impair"] = draw(an_impair(kernel))
     return {"name": "fz", "namespaces": {ns: {"interfaces": links} for ns, links in namespaces.items()}}
 
 
@@ -577,6 +663,13 @@ def kinded_pair(draw: Any, kernel: bool = False) -> tuple[dict[str, Any], dict[s
                     spec.setdefault("macs", ["02:00:00:00:00:0c"])
                 else:
                     spec.pop("macs", None)
+    for links in (ns["interfaces"] for ns in then["namespaces"].values()):  # impairments added, changed, removed
+        for spec in links.values():
+            what = draw(st.sampled_from(["keep", "keep", "keep", "draw", "remove"]))
+            if what == "draw":
+                spec["impair"] = draw(an_impair(kernel))
+            elif what == "remove":
+                spec.pop("impair", None)
     bridge = then["namespaces"]["a"]["interfaces"].get("br0")
     if bridge is not None and draw(st.booleans()):
         field = draw(st.sampled_from(["stp"] if kernel else ["stp", "vlan_filtering"]))
@@ -592,7 +685,7 @@ def kinded_pair(draw: Any, kernel: bool = False) -> tuple[dict[str, Any], dict[s
 
 EXTERNAL_LINK = Link(EXTERNAL, "device", addresses=frozenset(), up=True, mtu=1500, mac="02:00:00:00:00:99")
 WITH_NIC = State({HOST: Namespace(HOST, links={EXTERNAL: EXTERNAL_LINK})})
-KINDED = {"valid": 0, "refused": 0, "links": 0, "changes": 0, "in place": 0, "kernel": 0}
+KINDED = {"valid": 0, "refused": 0, "links": 0, "changes": 0, "in place": 0, "kernel": 0, "qdisc steps": 0}
 DATA = {"vlan": rtnl.VLAN_INFO, "macvlan": rtnl.MACVLAN_INFO, "ipvlan": rtnl.IPVLAN_INFO, "vxlan": rtnl.VXLAN_INFO,
         "bridge": rtnl.BRIDGE_INFO}
 
@@ -797,6 +890,7 @@ def test_a_kinded_topology_changed_converges_in_one_apply(tmp_path_factory, pair
     untouched(change.steps)
     KINDED["changes"] += 1
     KINDED["in place"] += sum(s.op == "change_link" for s in change.steps)
+    KINDED["qdisc steps"] += sum(s.op in QDISC_OPS for s in change.steps)
     run(kernel, change.steps)
     again = plan(new, kernel.observe(), "fz")
     assert again.empty, change.render() + "\n---\n" + again.render()
