@@ -38,8 +38,8 @@ TBF_LATENCY_NS = 50_000_000  # how long tbf's queue may hold a packet unless `la
 HZ = 250  # tbf's bucket holds at least rate/HZ (Debian's kernels tick at 250 Hz)
 ETHERNET_HEADER = 14
 
-_TIME = {"ns": 1, "nsec": 1, "us": 1_000, "usec": 1_000, "ms": 1_000_000, "msec": 1_000_000, "s": 1_000_000_000,
-         "sec": 1_000_000_000, "secs": 1_000_000_000}
+_TIME = {"ns": 1, "nsec": 1, "nsecs": 1, "us": 1_000, "usec": 1_000, "usecs": 1_000, "ms": 1_000_000,
+         "msec": 1_000_000, "msecs": 1_000_000, "s": 1_000_000_000, "sec": 1_000_000_000, "secs": 1_000_000_000}
 _RATE = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9, "tbit": 10**12, "kibit": 1 << 10, "mibit": 1 << 20,
          "gibit": 1 << 30, "tibit": 1 << 40, "bps": 8, "kbps": 8 * 10**3, "mbps": 8 * 10**6, "gbps": 8 * 10**9,
          "tbps": 8 * 10**12, "kibps": 8 << 10, "mibps": 8 << 20, "gibps": 8 << 30, "tibps": 8 << 40}
@@ -221,6 +221,16 @@ def check(ns: str, name: str, spec: LinkSpec, problems: list[Problem]) -> None:
                                                    "netem's, which has no " + field))
         elif "rate" not in declared:
             problems.append(Problem(at + (field,), f"{field} shapes a rate: give a rate too"))
+    if not netem and "rate" in values and not found:
+        rate, buffer = (dict(desired(impair, spec.mtu).params)[k] for k in ("rate", "buffer"))
+        if buffer > U32_MAX:  # sch_tbf.c: buffer = min_t(u64, PSCHED_TICKS2NS(qopt->buffer), ~0U)
+            burst = burst_of(rate, buffer)
+            least = -(-burst * 10**9 // U32_MAX) * 8
+            problems.append(Problem(at + ("burst" if "burst" in values else "rate",),
+                                    f"at {_bits(rate * 8)} a bucket of {burst} bytes takes {buffer / 1e9:.3g} s to "
+                                    f"fill, more than the kernel's tbf holds (4.29 s): give a rate of at least "
+                                    f"{_bits_up(least)}" + (" or a smaller burst" if "burst" in values else
+                                                         " (or make it netem's: add a delay)")))
 
 
 # --- the qdisc a topology asks for ------------------------------------------------------------------------
@@ -324,7 +334,7 @@ def read(kind: str, handle: int, data: bytes | None) -> Qdisc:
     corr = n.get("corr", {})
     reorder, corrupt, rate = n.get("reorder", {}), n.get("corrupt", {}), n.get("rate", {})
     other = tuple(name for name, there in (
-        ("ecn", n.get("ecn")), ("slot", "slot" in n), ("loss model", "loss_model" in n),
+        ("ecn", n.get("ecn")), ("slot", any(n.get("slot", {}).values())), ("loss model", "loss_model" in n),
         ("rate overhead", rate.get("packet_overhead") or rate.get("cell_size") or rate.get("cell_overhead")))
         if there)
     latency = n.get("latency64", n.get("latency", 0) * TICK_NS)
@@ -436,6 +446,12 @@ def _bits(bits: int) -> str:
         if bits >= size and bits * 1000 % size == 0:
             return f"{bits / size:g}{unit}"
     return f"{bits}bit"
+
+
+def _bits_up(bits: int) -> str:
+    """A rate in its largest unit, rounded up to three decimals: '2.824kbit'."""
+    unit, size = next(((u, n) for u, n in (("gbit", 10**9), ("mbit", 10**6), ("kbit", 10**3)) if bits >= n), ("bit", 1))
+    return f"{math.ceil(bits * 1000 / size) / 1000:g}{unit}"
 
 
 def _bytes(size: int) -> str:

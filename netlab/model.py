@@ -272,7 +272,8 @@ def _from_pydantic(err: Any, doc: _Document, file: str) -> Problem:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         msg = f"unknown kind {named!r}{hint} (supported: {', '.join(DECLARABLE)})"
     elif what == "model_type" and kind is not None:
-        msg = f"an interface is a mapping of its options, not {type(err['input']).__name__} {err['input']!r}"
+        whose = "an interface is a mapping of its options" if len(loc) == 4 else f"{loc[-1]} is a mapping of its fields"
+        msg = f"{whose}, not {type(err['input']).__name__} {err['input']!r}"
     elif what == "missing":
         msg = f"field {loc[-1]!r} is required"
     elif "input" in err and what.endswith("_type"):

@@ -216,8 +216,6 @@ def test_every_impair_problem_is_reported_at_once_each_at_its_line():
     assert {("delay", 10), ("loss", 11), ("gap", 12), ("burst", 13)} <= found, found
 
 
-@pytest.mark.xfail(strict=True, reason="model._message: a model_type error anywhere under an interface is worded "
-                                       "'an interface is a mapping of its options', impair's included")
 def test_an_impair_that_is_not_a_mapping_is_not_called_an_interface():
     with pytest.raises(ValidationError) as info:
         loads(IMPAIR.replace("impair:\n", "impair: 40ms\n"), "t.yaml")
