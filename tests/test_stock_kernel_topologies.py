@@ -2,7 +2,10 @@
 topologies/vlan.yaml (module 8021q) and topologies/ipvlan.yaml (module ipvlan), each proved with traffic,
 read back with iproute2 and destroyed to nothing; and the others of issue 11 (macvlan.yaml, vxlan.yaml,
 tuntap.yaml, proved in full on this machine by tests/test_kernel_topologies.py) applied and pinged there
-too, since 6.1 makes a link whose parent is in another namespace differently (last test).
+too, since 6.1 makes a link whose parent is in another namespace differently; topologies/impaired.yaml
+(issue 12: module sch_netem, which this machine's kernel lacks), the tutorial's chapter on impairments
+played through: applied, read back with tc, a ping across the impaired link as slow as both ends' delays,
+drift made with tc found and repaired, a foreign root qdisc refused, destroyed to nothing.
 
 Marked `stock_kernel` (tests/conftest.py): CI runs them in the guest lane (.ci/stock-kernel), where netlab
 is driven through its Python API in this process (a new Python process costs 20-25 s of imports under
@@ -13,6 +16,9 @@ test fails before any change if one of them is taken already.
 
 from __future__ import annotations
 
+import json
+import re
+import statistics
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,7 @@ IPVLAN = ROOT / "topologies" / "ipvlan.yaml"
 MACVLAN = ROOT / "topologies" / "macvlan.yaml"
 VXLAN = ROOT / "topologies" / "vxlan.yaml"
 TUNTAP = ROOT / "topologies" / "tuntap.yaml"
+IMPAIRED = ROOT / "topologies" / "impaired.yaml"
 
 
 def shipped(lab: Lab, path: Path) -> Topology:
@@ -231,4 +238,98 @@ def test_a_child_named_as_its_parent_in_another_namespace_is_made_from_the_paren
     got = ip_json("-n", f"{p}c1", "-d", "link", "show", "dev", "eth0")[0]
     assert got["ifalias"] == f"netlab:{p}" and got["linkinfo"]["info_kind"] == "macvlan", got
     assert parent_of(f"{p}c1", "eth0") == (f"{p}srv", "eth0") and ping(f"{p}c1", "10.0.0.1")
+    destroyed(topo)
+
+
+# -- topologies/impaired.yaml -----------------------------------------------------------------------------
+
+def tc_root(ns: str, dev: str) -> dict[str, Any]:
+    """The root qdisc of `dev` as iproute2 reports it (`tc -j qdisc show`)."""
+    out = subprocess.run(["tc", "-j", "-n", ns, "qdisc", "show", "dev", dev], check=True, capture_output=True,
+                         text=True, timeout=30).stdout
+    roots = [q for q in json.loads(out) if q.get("root")]
+    assert len(roots) == 1, out
+    found: dict[str, Any] = roots[0]
+    return found
+
+
+def tc(ns: str, *args: str) -> None:
+    subprocess.run(["tc", "-n", ns, "qdisc", *args], check=True, capture_output=True, timeout=30)
+
+
+def rtts(ns: str, dst: str, count: int) -> list[float]:
+    """The round-trip times (ms) of `count` pings 0.2 s apart that were answered."""
+    out = subprocess.run(["ip", "netns", "exec", ns, "ping", "-n", "-c", str(count), "-i", "0.2", "-W", "2", dst],
+                         capture_output=True, text=True, timeout=60, check=False).stdout
+    return [float(t) for t in re.findall(r"time=([0-9.]+) ms", out)]
+
+
+IMPAIRMENT = "netem delay 40ms, jitter 5ms, loss 1%, rate 10mbit, limit 1000"
+
+
+@pytest.mark.stock_kernel("sch_netem")
+def test_impaired_slows_the_link_to_ns2_both_ways_and_repairs_drift_made_with_tc(lab):
+    """docs/tutorial.md's impairments chapter, on the file as shipped. Applied: both ends of ns2's veth
+    carry netlab's netem (handle 6e6d:) with the declared values as tc reads them (40 ms, 5 ms, 1%,
+    10 Mbit/s, the derived limit 1000), the clean link keeps the veth's default noqueue. A ping from ns1 to
+    ns2 crosses each impaired end once: no answer comes sooner than 2 x (40 - 5) = 70 ms (netem never
+    sends a packet before its time; jitter is uniform over +-5 ms), and the mean of at least 20 answers
+    is at least 80 - 3 ms (the sum of the delays; the mean of n >= 20 round trips, each the sum of two
+    uniform +-5 ms jitters, has a standard deviation under 0.92 ms: 3 ms is over 3 of them, and emulation
+    only adds) and at most 20 ms above 80 ms plus the clean link's mean (a rate or delay applied wrong
+    would show). `tc qdisc change` (delay 100ms; jitter and loss 0, as tc sends them) and `tc qdisc del`
+    by hand: `diff` exits 2 naming each parameter; `apply` changes vth3's in place (same handle) and adds
+    vth2's. A root qdisc of someone else's (handle 1:) on an impaired link: CONFLICT, exit 1, it stays.
+    Destroyed: nothing left."""
+    topo = shipped(lab, IMPAIRED)
+    plan = api.apply(topo)
+    text = plan.render()
+    assert plan.summary() == {"add": 8, "change": 0, "destroy": 0}, text  # 3 namespaces, br0, 2 veths, 2 qdiscs
+    for where in ("ns0/vth2", "ns2/vth3"):
+        assert f"+   impair {where}: {IMPAIRMENT}\n" in text, text
+    assert api.diff(topo).empty
+    for ns, dev in (("ns0", "vth2"), ("ns2", "vth3")):
+        q = tc_root(ns, dev)
+        opts = q["options"]
+        assert q["kind"] == "netem" and q["handle"] == "6e6d:", q
+        assert opts["limit"] == 1000 and opts["rate"]["rate"] == 1_250_000, q  # 10 mbit/s in bytes/s
+        assert opts["delay"]["delay"] == pytest.approx(0.040) and opts["delay"]["jitter"] == pytest.approx(0.005), q
+        assert opts["loss-random"]["loss"] == pytest.approx(0.01, rel=1e-6), q
+    for ns, dev in (("ns0", "vth0"), ("ns1", "vth1")):
+        assert tc_root(ns, dev)["kind"] == "noqueue"
+    shown = lab.netlab("show", str(IMPAIRED), check=0).stdout
+    assert f"  impair vth3: {IMPAIRMENT}\n" in shown, shown
+
+    assert ping("ns1", "10.0.0.3") and ping("ns1", "10.0.0.1")  # neighbours resolved before timing
+    clean = rtts("ns1", "10.0.0.1", 10)
+    slow = rtts("ns1", "10.0.0.3", 30)
+    assert len(clean) >= 8 and len(slow) >= 20, (clean, slow)
+    assert min(slow) >= 70, slow
+    assert 77 <= statistics.mean(slow) <= 80 + statistics.mean(clean) + 20, (slow, clean)
+
+    tc("ns2", "change", "dev", "vth3", "root", "netem", "delay", "100ms")
+    tc("ns0", "del", "dev", "vth2", "root")
+    drift = lab.netlab("diff", str(IMPAIRED), check=2).stdout
+    assert drift.splitlines() == [
+        f"  +   impair ns0/vth2: {IMPAIRMENT}",
+        "  ~   impair ns2/vth3: delay 100ms -> 40ms, jitter 0ms -> 5ms, loss 0% -> 1%",
+        "",
+        "Plan: 1 to add, 1 to change, 0 to destroy."], drift
+    plan = api.apply(topo)
+    assert plan.summary() == {"add": 1, "change": 1, "destroy": 0}, plan.render()
+    assert [s.op for s in plan.steps] == ["add_qdisc", "change_qdisc"], plan.render()
+    assert api.diff(topo).empty
+    for ns, dev in (("ns0", "vth2"), ("ns2", "vth3")):
+        q = tc_root(ns, dev)
+        assert q["handle"] == "6e6d:" and q["options"]["delay"]["delay"] == pytest.approx(0.040), q
+
+    tc("ns2", "del", "dev", "vth3", "root")
+    tc("ns2", "add", "dev", "vth3", "root", "handle", "1:", "netem", "delay", "1ms")
+    refused = lab.netlab("apply", str(IMPAIRED), check=1).stderr
+    assert "CONFLICT" in refused and "qdisc netem 1: is link ns2/vth3's root qdisc" in refused, refused
+    assert tc_root("ns2", "vth3")["handle"] == "1:"
+    tc("ns2", "del", "dev", "vth3", "root")
+    api.apply(topo)
+    assert tc_root("ns2", "vth3")["handle"] == "6e6d:" and api.diff(topo).empty
+
     destroyed(topo)
