@@ -86,5 +86,5 @@ def _roll_back(plan: Plan, adapter: Executor, done: Sequence[Step], before: Stat
             + "\n  ".join(failed_undos + leftovers)
             + "\n  fix: run 'netlab apply' again to converge, or 'netlab destroy' to remove the topology",
             failed_undos + leftovers) from cause
-    raise RolledBack(f"{why}\nrolled back: {len(done)} step(s) undone; the kernel is as it was before the {command}",
-                     cause) from cause
+    outcome = f"rolled back: {len(done)} step(s) undone" if done else "nothing was changed (no step had been done)"
+    raise RolledBack(f"{why}\n{outcome}; the kernel is as it was before the {command}", cause) from cause
