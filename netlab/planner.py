@@ -387,38 +387,43 @@ def _up(w: _Work) -> None:
 
 def _impair(w: _Work) -> None:
     """Give links the root qdisc their `impair` asks for: added in the place of the kernel's default,
-    changed in place where its kind and handle stay (tbf or netem, and netem's distribution table), else
-    grafted in the old one's place in one step; deleted (the kernel's default comes back) where the
-    topology no longer impairs the link. Another's root qdisc was refused as a CONFLICT."""
+    changed in place where its handle (its kind, and netem's distribution table) stays, else grafted in the
+    old one's place in one step; deleted (the kernel's default comes back) where the topology no longer
+    impairs the link. Another's root qdisc was refused as a CONFLICT."""
     for ns, want in _desired_links(w.desired):
         have = w.current(ns, want)
-        if have is None:
-            continue
-        old = have.qdisc if have.qdisc is not None and have.qdisc.ours else None
+        old = have.qdisc if have is not None and have.qdisc is not None and have.qdisc.ours else None
         new = want.qdisc
+        if have is None or old == new:
+            continue
         subject: Subject = ("impair", ns, want.name)
-        if new is None and old is not None:
-            w.add(Step("delete_qdisc", ns, want.name, before=old, undo=(Step("add_qdisc", ns, want.name, old),)),
-                  subject, w.gone_reason)
-        elif new is not None and old is None:
-            w.add(Step("add_qdisc", ns, want.name, new, undo=(Step("delete_qdisc", ns, want.name, before=new),)),
-                  subject)
-        elif new is not None and old is not None and old.handle != new.handle:
+        if new is None:
+            assert old is not None
+            w.add(_deleted_qdisc(ns, want.name, old), subject, w.gone_reason)
+        elif old is None:
+            w.add(_added_qdisc(ns, want.name, new), subject)
+        elif old.handle == new.handle:
+            w.add(Step("change_qdisc", ns, want.name, new, before=old,
+                       undo=(Step("change_qdisc", ns, want.name, old, before=new),)), subject)
+        else:
             why = f"{old.kind} -> {new.kind}" if old.kind != new.kind else \
                 f"distribution {old.distribution or 'none'} -> {new.distribution or 'none'}"
             if old.kind == new.kind == "netem" and (_duplicates(old) or _duplicates(new)):
                 # The kernel refuses a duplicating netem beside another in one tree, the one being
                 # grafted over included (sch_netem.c check_netem_in_tree, 2025, in 6.1.y too): delete, add.
-                w.add(Step("delete_qdisc", ns, want.name, before=old, undo=(Step("add_qdisc", ns, want.name, old),)),
-                      subject, why)
-                w.add(Step("add_qdisc", ns, want.name, new, undo=(Step("delete_qdisc", ns, want.name, before=new),)),
-                      subject)
+                w.add(_deleted_qdisc(ns, want.name, old), subject, why)
+                w.add(_added_qdisc(ns, want.name, new), subject)
             else:
                 w.add(Step("replace_qdisc", ns, want.name, new, before=old,
                            undo=(Step("replace_qdisc", ns, want.name, old, before=new),)), subject, why)
-        elif new is not None and old is not None and old != new:
-            w.add(Step("change_qdisc", ns, want.name, new, before=old,
-                       undo=(Step("change_qdisc", ns, want.name, old, before=new),)), subject)
+
+
+def _added_qdisc(ns: str, name: str, qdisc: Qdisc) -> Step:
+    return Step("add_qdisc", ns, name, qdisc, undo=(Step("delete_qdisc", ns, name, before=qdisc),))
+
+
+def _deleted_qdisc(ns: str, name: str, qdisc: Qdisc) -> Step:
+    return Step("delete_qdisc", ns, name, before=qdisc, undo=(Step("add_qdisc", ns, name, qdisc),))
 
 
 def _duplicates(qdisc: Qdisc) -> bool:
