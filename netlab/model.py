@@ -350,6 +350,27 @@ def parent_of(ns: str, spec: LinkSpec) -> tuple[str, str] | None:
     return (pns or ns, pname)
 
 
+_DEFAULT_MTU = {"veth": 1500, "dummy": 1500, "tun": 1500, "tap": 1500}
+"""The MTU the kernel gives a link of these kinds when it is made without one (ether_setup's 1500)."""
+
+
+def known_mtu(topo: Topology, ns: str, name: str, seen: frozenset[tuple[str, str]] = frozenset()) -> int | None:
+    """The MTU a declared link will have: its `mtu`, or the kernel's default for its kind (1500 for a veth,
+    dummy, tun or tap; a vlan's, macvlan's or ipvlan's parent's); None where the file cannot say (a bridge
+    follows its ports, a vxlan its parent less its header, an external link is the host's)."""
+    nspec = topo.namespaces.get(ns)
+    spec = nspec.interfaces.get(name) if nspec is not None else None
+    if spec is None or (ns, name) in seen:
+        return None
+    if spec.mtu is not None:
+        return spec.mtu
+    kind = spec.kind or "veth"
+    parent = parent_of(ns, spec)
+    if kind in ("vlan", "macvlan", "ipvlan") and parent is not None:
+        return known_mtu(topo, *parent, seen | {(ns, name)})
+    return _DEFAULT_MTU.get(kind)
+
+
 def _check_parents(topo: Topology, ns: str, nspec: NamespaceSpec, problems: list[Problem]) -> None:
     """A parent is a link of the same namespace or `namespace/name`: declared there, or (in the root
     namespace only) an external link that netlab never changes. Not lo, not a loop, not below a child's MTU;
@@ -399,10 +420,12 @@ def _check_parents(topo: Topology, ns: str, nspec: NamespaceSpec, problems: list
         if spec.kind == "macvlan" and pspec.master is not None:
             problems.append(Problem(at, f"{pns}/{pname} is a port of bridge {pspec.master}: the kernel refuses "
                                         "a macvlan on a bridge's port (EBUSY); put it on the bridge itself"))
-        if spec.kind in ("vlan", "macvlan", "ipvlan") and spec.mtu is not None and pspec.mtu is not None \
-                and spec.mtu > pspec.mtu:
+        above = known_mtu(topo, pns, pname)
+        if spec.kind in ("vlan", "macvlan", "ipvlan") and spec.mtu is not None and above is not None \
+                and spec.mtu > above:
+            given = "" if pspec.mtu is not None else ", the kernel's default for it"
             problems.append(Problem(("namespaces", ns, "interfaces", name, "mtu"),
-                                    f"mtu {spec.mtu} is above its parent {pns}/{pname}'s ({pspec.mtu}): a "
+                                    f"mtu {spec.mtu} is above its parent {pns}/{pname}'s ({above}{given}): a "
                                     f"{spec.kind} cannot send larger frames than its parent"))
 
 

@@ -267,3 +267,21 @@ def test_desired_state_of_the_seed():
     assert br0.addresses == frozenset({"10.0.0.1/24"})
     assert lo.up and state.namespaces["ns0"].owner == "seed"
     assert state.namespaces["host"].owner is None and not state.namespaces["host"].links
+
+
+def test_a_childs_mtu_is_checked_against_its_parents_kernel_default():
+    """A parent the file declares without an MTU gets the kernel's default (1500 for a veth; a macvlan its
+    parent's): a vxlan, macvlan or vlan above it is refused when loaded, not by the kernel at apply (found
+    by the kinded fuzz)."""
+    text = ("name: fz\nnamespaces:\n  a:\n    interfaces:\n      e0: {kind: veth, peer: b/e0}\n"
+            "      c0: {kind: vxlan, vni: 7, remote: 10.0.0.3, parent: e0, mtu: 9000}\n"
+            "      v0: {kind: macvlan, parent: e0, mtu: 1600}\n      v1: {kind: vlan, parent: v2, id: 5, mtu: 1600}\n"
+            "      v2: {kind: macvlan, parent: e0}\n"
+            "  b:\n    interfaces:\n      e0: {}\n")
+    with pytest.raises(ValidationError) as info:
+        loads(text, "t.yaml")
+    found = {(".".join(map(str, p.path)), p.line) for p in info.value.problems}
+    assert found == {("namespaces.a.interfaces.c0.mtu", 6), ("namespaces.a.interfaces.v0.mtu", 7),
+                     ("namespaces.a.interfaces.v1.mtu", 8)}, found
+    assert "at most 1450" in str(info.value) and "(1500, the kernel's default for it)" in str(info.value)
+    loads(text.replace("mtu: 9000", "mtu: 1450").replace("mtu: 1600", "mtu: 1500"), "t.yaml")

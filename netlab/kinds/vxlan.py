@@ -102,13 +102,15 @@ class Vxlan(Kind):
                 ports.setdefault(key, name)
                 version = underlay(spec)
                 if spec.mtu is not None and spec.parent is not None and "/" not in spec.parent and version:
-                    parent = nspec.interfaces.get(spec.parent)
+                    from ..model import known_mtu  # the model imports the kinds
+
+                    above = known_mtu(topology, ns, spec.parent)  # declared, or the kernel's default
                     room = OVERHEAD[version]
-                    if parent is not None and parent.mtu is not None and spec.mtu > parent.mtu - room:
+                    if above is not None and spec.mtu > above - room:
                         problems.append(Problem(at + ("mtu",), f"mtu {spec.mtu} leaves no room for the {room} "
                                                                f"bytes of encapsulation over IPv{version} on "
-                                                               f"{spec.parent} (mtu {parent.mtu}): at most "
-                                                               f"{parent.mtu - room}"))
+                                                               f"{spec.parent} (mtu {above}): at most "
+                                                               f"{above - room}"))
 
     def headroom(self, link: Link) -> int:
         opts = link.opts
